@@ -1,0 +1,71 @@
+"""fsa_guard: put a person's values between an AI agent and the world.
+
+Load a value spec, wrap an agent's tools, and every proposed action is verified against the person's
+norms and budgets (and, where the spec asks, judged against their values cards) before it runs::
+
+    from fsa_guard import Guard, Action
+    guard = Guard.from_files("policies/enterprise-baseline.yaml", "alice.yaml")
+    decision = guard.decide(Action(tool="send_money", args={"recipient": "US13", "amount": 250.0}))
+    decision.outcome, decision.explain()
+"""
+
+from .action import Action, Call
+from .audit.base import AuditSink
+from .audit.memory import MemoryAuditSink
+from .critique.base import Critic, CritiqueRequest, CritiqueVerdict
+from .decision import Decision, Finding, Outcome
+from .errors import (
+    ApprovalError,
+    AuditError,
+    CriticError,
+    Denied,
+    EscalationRequired,
+    FSAGuardError,
+    Problem,
+    SpecError,
+    StoreError,
+)
+from .escalate.base import Answer, Approver, CallbackApprover
+from .guard import STAGES, Guard, Session
+from .spec.compiled import CompiledSpec, check_spec, load_spec
+from .spec.lint import lint_spec
+from .store.base import Reservation, Store
+from .store.memory import MemoryStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STAGES",
+    "Action",
+    "Answer",
+    "ApprovalError",
+    "Approver",
+    "AuditError",
+    "AuditSink",
+    "Call",
+    "CallbackApprover",
+    "CompiledSpec",
+    "Critic",
+    "CriticError",
+    "CritiqueRequest",
+    "CritiqueVerdict",
+    "Decision",
+    "Denied",
+    "EscalationRequired",
+    "FSAGuardError",
+    "Finding",
+    "Guard",
+    "MemoryAuditSink",
+    "MemoryStore",
+    "Outcome",
+    "Problem",
+    "Reservation",
+    "Session",
+    "SpecError",
+    "Store",
+    "StoreError",
+    "__version__",
+    "check_spec",
+    "lint_spec",
+    "load_spec",
+]

@@ -1,0 +1,75 @@
+"""What the agent proposes: an :class:`Action` (one tool call) and the :class:`Call` history before it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Action", "Call"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An earlier tool call of this run, with what it returned.
+
+    ``output`` may be text or any JSON-like value; text that parses as JSON is seen parsed by the
+    spec's expressions (see :meth:`parsed_output`).
+    """
+
+    tool: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    output: Any = None
+
+    @classmethod
+    def coerce(cls, item: Call | Mapping[str, Any]) -> Call:
+        """Accept a ``Call`` or a plain ``{"tool", "args", "output"}`` mapping."""
+        if isinstance(item, Call):
+            return item
+        if isinstance(item, Mapping):
+            return cls(tool=item.get("tool", ""), args=item.get("args") or {}, output=item.get("output"))
+        raise TypeError(f"history items must be Call or mapping with 'tool', got {type(item).__name__}")
+
+    def parsed_output(self) -> Any:
+        """The output, parsed as JSON when it is text that parses; otherwise as it is."""
+        out = self.output
+        if isinstance(out, str | bytes):
+            text = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+            stripped = text.strip()
+            if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
+                try:
+                    return json.loads(stripped)
+                except ValueError:
+                    return text
+            return text
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One tool call an agent proposes, with what the guard needs to judge it.
+
+    - ``tool``/``args``: the call.
+    - ``request``: the person's request that started this run (may be empty).
+    - ``history``: earlier calls of this run, oldest first (``Call`` or mappings).
+    - ``context``: what the integration knows (user id, role, channel, ...).
+    - ``now``: pins the clock for this action (replays, tests); otherwise the guard's clock is used.
+    """
+
+    tool: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    request: str = ""
+    history: Sequence[Call | Mapping[str, Any]] = ()
+    context: Mapping[str, Any] = field(default_factory=dict)
+    now: datetime | None = None
+    id: str | None = None
+
+    def with_args(self, args: Mapping[str, Any], tool: str | None = None) -> Action:
+        """A copy of this action with other args (and optionally another tool)."""
+        return replace(self, args=dict(args), tool=tool or self.tool)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The call part of the action (tool and args), JSON-ready."""
+        return {"tool": self.tool, "args": dict(self.args)}

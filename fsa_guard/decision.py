@@ -1,0 +1,136 @@
+"""What the guard answers: a :class:`Decision` with its :class:`Finding` reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .action import Action
+
+__all__ = ["Decision", "Finding", "FindingSource", "Outcome"]
+
+Outcome = Literal["allow", "deny", "revise", "escalate"]
+FindingSource = Literal["norm", "budget", "schema", "critic", "human", "guard", "store", "audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reason behind a decision.
+
+    ``effect`` is what the finding asks for (``deny``, ``escalate``, ``revise``, ``critique``, ``allow``
+    or ``info``); ``values`` are the ids of the values cards it serves; ``error`` is set when the finding
+    comes from an expression that failed at run time.
+    """
+
+    source: FindingSource
+    id: str
+    message: str
+    effect: str = "info"
+    values: tuple[str, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "source": self.source,
+            "id": self.id,
+            "effect": self.effect,
+            "message": self.message,
+            "values": list(self.values),
+            "error": self.error,
+        }
+
+
+_VERB = {
+    "allow": "Allowed",
+    "deny": "Denied",
+    "revise": "Allowed after a change",
+    "escalate": "Needs your approval",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The guard's answer for one proposed action.
+
+    ``action`` is what to run (the revised action when ``outcome == "revise"``); ``proposed`` is what the
+    agent asked for. ``timings`` holds seconds per pipeline stage, named as in ``guard.STAGES``.
+    """
+
+    outcome: Outcome
+    action: Action
+    proposed: Action
+    findings: tuple[Finding, ...] = ()
+    spec_id: str = ""
+    spec_digest: str = ""
+    timings: Mapping[str, float] = field(default_factory=dict)
+    tokens: Mapping[str, int] = field(default_factory=dict)
+    value_titles: Mapping[str, str] = field(default_factory=dict)
+    reservations: tuple[str, ...] = ()
+    approval_id: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """True when the action (``self.action``) may run: outcome allow or revise."""
+        return self.outcome in ("allow", "revise")
+
+    def finding_ids(self) -> list[str]:
+        """The ids of all findings, in order."""
+        return [f.id for f in self.findings]
+
+    def explain(self) -> str:
+        """A short paragraph saying what was decided and why, citing the person's values by title."""
+        tool = self.proposed.tool
+        parts = [f"{_VERB[self.outcome]}: {tool}."]
+        if self.outcome == "revise":
+            changed = _changed_args(self.proposed.args, self.action.args)
+            if self.action.tool != tool:
+                parts.append(f"The call was changed to {self.action.tool}.")
+            if changed:
+                parts.append("Changed " + ", ".join(changed) + ".")
+        decisive = [f for f in self.findings if f.effect != "info"] or list(self.findings)
+        for f in decisive:
+            sentence = f.message.rstrip(".") + "."
+            titles = [self.value_titles.get(v, v) for v in f.values]
+            if titles:
+                sentence += " This protects " + _join_titles(titles) + "."
+            parts.append(sentence)
+        if not self.findings:
+            parts.append("No rule of the spec objects to this call.")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``fsa-guard check --json`` prints)."""
+        return {
+            "outcome": self.outcome,
+            "action": self.action.to_dict(),
+            "proposed": self.proposed.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "explanation": self.explain(),
+            "spec_id": self.spec_id,
+            "spec_digest": self.spec_digest,
+            "timings": dict(self.timings),
+            "tokens": dict(self.tokens),
+            "approval_id": self.approval_id,
+        }
+
+
+def _changed_args(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(before) | set(after)):
+        if key not in after:
+            out.append(f"removed {key}")
+        elif before.get(key, _MISSING) != after[key]:
+            out.append(f"{key} from {before.get(key, '(unset)')!r} to {after[key]!r}")
+    return out
+
+
+def _join_titles(titles: list[str]) -> str:
+    quoted = [f"'{t}'" for t in dict.fromkeys(titles)]
+    if len(quoted) == 1:
+        return "your value " + quoted[0]
+    return "your values " + ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+_MISSING = object()

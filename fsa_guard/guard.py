@@ -1,0 +1,501 @@
+"""The Guard: every proposed action goes verify → critique → revise → escalate → record → Decision.
+
+Precedence, strongest first: a hard-norm deny (nothing overrides it) → escalate → critique (the critic's
+verified verdict decides) → revise → allow. A revised action goes through verification again, at most
+``defaults.max_revisions`` rounds, so a revision can never get past a deny. No decision is returned as
+allow when its budget could not be reserved or its audit record could not be written.
+
+The pipeline is written once, as a generator that yields its two questions to the outside world (ask the
+critic, ask a person); :meth:`Guard.decide` answers them synchronously and :meth:`Guard.adecide` with
+``await``. Everything else is plain, synchronous computation.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+from .action import Action, Call
+from .audit.base import AuditSink
+from .critique.base import Critic, CritiqueRequest, CritiqueVerdict, check_verdict
+from .decision import Decision, Finding, Outcome
+from .errors import AuditError, Denied, EscalationRequired, StoreError
+from .escalate.base import Answer, Approver
+from .spec.compiled import CompiledBudget, CompiledSpec, load_spec
+from .store.base import Store
+from .store.memory import MemoryStore
+from .verify.engine import Verdict, verify
+from .verify.schema import ArgsValidator, schema_from_signature
+
+__all__ = ["STAGES", "Guard", "Session"]
+
+#: The pipeline's stages, in order; ``Decision.timings`` uses these names (plus ``total``).
+STAGES = ("verify", "critique", "revise", "escalate", "record")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_Question = tuple[str, Any]  # ("critique", CritiqueRequest) | ("ask", Decision)
+_Reply = tuple[bool, Any]  # (True, answer) | (False, exception)
+
+
+@dataclass(slots=True)
+class Session:
+    """One agent run for ``@guard.tool`` functions: the person's request, context, and the calls so far."""
+
+    request: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
+    history: list[Call] = field(default_factory=list)
+
+
+_SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar("fsa_guard_session", default=None)
+
+
+class _SessionScope:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._token: contextvars.Token[Session | None] | None = None
+
+    def __enter__(self) -> Session:
+        self._token = _SESSION.set(self.session)
+        return self.session
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _SESSION.reset(self._token)
+
+    async def __aenter__(self) -> Session:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
+
+
+class Guard:
+    """Decides every action an agent proposes against a compiled value spec.
+
+    ``store`` holds budget state (in memory by default); ``audit`` records every decision; ``critic``
+    judges actions the spec marks for critique; ``approver`` answers escalations; ``clock`` pins time.
+    """
+
+    def __init__(
+        self,
+        spec: CompiledSpec,
+        *,
+        store: Store | None = None,
+        audit: AuditSink | None = None,
+        critic: Critic | None = None,
+        approver: Approver | None = None,
+        clock: Callable[[], datetime] | None = None,
+        reservation_ttl: float = 300.0,
+    ) -> None:
+        self.spec = spec
+        self.store: Store = store if store is not None else MemoryStore()
+        self.audit = audit
+        self.critic = critic
+        self.approver = approver
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._validators: dict[str, ArgsValidator] = {}
+        self.reservation_ttl = reservation_ttl
+
+    @classmethod
+    def from_files(cls, *paths: str | Path, **options: Any) -> Guard:
+        """Load, layer and compile spec files (later over earlier) and build a guard. See ``Guard()``."""
+        return cls(load_spec(*paths), **options)
+
+    # -- tools -------------------------------------------------------------------------------------
+
+    def register_tool(self, name: str, schema: Mapping[str, Any]) -> None:
+        """Declare ``name``'s argument JSON Schema: calls whose args do not match are denied."""
+        self._validators[name] = ArgsValidator(schema)
+
+    @overload
+    def tool(self, fn: F) -> F: ...
+    @overload
+    def tool(self, fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def tool(self, fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+        """Guard a sync or async function: each call is decided; allowed and revised calls run (with the
+        revised args), others raise :class:`Denied` (:class:`EscalationRequired` for escalations).
+
+        Calls made inside ``with guard.session(request=...)`` carry that request, context and the
+        session's earlier calls as history.
+        """
+        if fn is None:
+            return lambda f: self._wrap(f, name or f.__name__)
+        return self._wrap(fn, name or fn.__name__)
+
+    def session(
+        self, request: str = "", context: Mapping[str, Any] | None = None, history: Sequence[Call] = ()
+    ) -> _SessionScope:
+        """A context manager (sync or async) scoping one agent run for ``@guard.tool`` functions."""
+        return _SessionScope(Session(request, dict(context or {}), list(history)))
+
+    def _wrap(self, fn: F, tool_name: str) -> F:
+        self.register_tool(tool_name, schema_from_signature(fn))
+        sig = inspect.signature(fn)
+
+        def action_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Action, Session | None]:
+            bound = sig.bind(*args, **kwargs)
+            call_args = dict(bound.arguments)
+            for pname, param in sig.parameters.items():
+                if param.kind is inspect.Parameter.VAR_KEYWORD and pname in call_args:
+                    call_args.update(call_args.pop(pname))
+            s = _SESSION.get()
+            if s is None:
+                return Action(tool=tool_name, args=call_args), None
+            return Action(tool_name, call_args, s.request, tuple(s.history), s.context), s
+
+        def finish(decision: Decision, session: Session | None, ok: bool, output: Any) -> None:
+            self.report(decision, ok=ok)
+            if session is not None:
+                session.history.append(Call(decision.action.tool, dict(decision.action.args), output))
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                action, session = action_for(args, kwargs)
+                decision = await self.adecide(action)
+                _raise_unless_allowed(decision)
+                try:
+                    result = await fn(**decision.action.args)
+                except BaseException as exc:
+                    finish(decision, session, False, f"error: {exc}")
+                    raise
+                finish(decision, session, True, result)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            action, session = action_for(args, kwargs)
+            decision = self.decide(action)
+            _raise_unless_allowed(decision)
+            try:
+                result = fn(**decision.action.args)
+            except BaseException as exc:
+                finish(decision, session, False, f"error: {exc}")
+                raise
+            finish(decision, session, True, result)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    # -- deciding ----------------------------------------------------------------------------------
+
+    def decide(self, action: Action) -> Decision:
+        """Decide one action. Never raises for bad input or failing backends: those deny or escalate."""
+        gen = self._pipeline(action)
+        try:
+            question = next(gen)
+            while True:
+                question = gen.send(self._answer(question))
+        except StopIteration as stop:
+            decision: Decision = stop.value
+            return decision
+
+    async def adecide(self, action: Action) -> Decision:
+        """Decide one action, awaiting the critic and the approver."""
+        gen = self._pipeline(action)
+        try:
+            question = next(gen)
+            while True:
+                question = gen.send(await self._aanswer(question))
+        except StopIteration as stop:
+            decision: Decision = stop.value
+            return decision
+
+    def _answer(self, question: _Question) -> _Reply:
+        kind, payload = question
+        try:
+            if kind == "critique":
+                assert self.critic is not None  # the pipeline only asks when one is configured
+                return True, self.critic.critique(payload)
+            assert self.approver is not None
+            return True, self.approver.ask(payload)
+        except Exception as exc:
+            return False, exc
+
+    async def _aanswer(self, question: _Question) -> _Reply:
+        kind, payload = question
+        try:
+            if kind == "critique":
+                assert self.critic is not None
+                return True, await self.critic.acritique(payload)
+            assert self.approver is not None
+            return True, await self.approver.aask(payload)
+        except Exception as exc:
+            return False, exc
+
+    def report(self, decision: Decision, ok: bool) -> None:
+        """Tell the guard whether an allowed call ran (budgets commit) or failed (budgets are released)."""
+        for rid in decision.reservations:
+            try:
+                if ok:
+                    self.store.commit(rid)
+                else:
+                    self.store.release(rid)
+            except StoreError:
+                continue  # an unreported reservation expires by itself after reservation_ttl
+
+    def _pipeline(self, proposed: Action) -> Generator[_Question, _Reply, Decision]:
+        spec = self.spec
+        clock = time.perf_counter
+        started = clock()
+        timings: dict[str, float] = {}
+        findings: list[Finding] = []
+        tokens: dict[str, int] = {}
+        now = proposed.now if proposed.now is not None else self._clock()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=spec.zone)
+        current = proposed
+        rounds = 0
+        outcome: Outcome = "allow"
+        verdict = Verdict()
+        stage_started = clock()
+        while True:
+            verdict = verify(spec, current, now, self._validators.get(current.tool), self.store)
+            findings.extend(verdict.findings)
+            if verdict.deny:
+                outcome = "deny"
+                break
+            if verdict.escalate:
+                outcome = "escalate"
+                break
+            revision = verdict.revision
+            if verdict.critique:
+                _add_time(timings, "revise" if rounds else "verify", clock() - stage_started)
+                stage_started = clock()
+                result = yield from self._critique(current, verdict, findings, tokens)
+                _add_time(timings, "critique", clock() - stage_started)
+                stage_started = clock()
+                if result in ("deny", "escalate"):
+                    outcome = result  # type: ignore[assignment]
+                    break
+                if isinstance(result, dict):
+                    revision = {**(revision or current.args), **result}
+            if revision is None or dict(revision) == dict(current.args):
+                outcome = "allow"
+                break
+            rounds += 1
+            if rounds > spec.max_revisions:
+                findings.append(
+                    Finding(
+                        "guard",
+                        "revision-limit",
+                        f"The call was still being revised after {spec.max_revisions} rounds",
+                        effect="escalate",
+                    )
+                )
+                outcome = "escalate"
+                break
+            _add_time(timings, "revise" if rounds > 1 else "verify", clock() - stage_started)
+            stage_started = clock()
+            current = current.with_args(revision)
+        _add_time(timings, "revise" if rounds else "verify", clock() - stage_started)
+
+        reservations: tuple[str, ...] = ()
+        if outcome == "allow":
+            outcome, reservations = self._reserve(verdict.charges, now, findings, force=False)
+
+        if outcome == "escalate" and self.approver is not None:
+            stage_started = clock()
+            pending = self._decision("escalate", current, proposed, findings, timings, tokens)
+            ok, answer = yield ("ask", pending)
+            outcome, current, reservations = self._apply_answer(ok, answer, current, now, findings, verdict)
+            timings["escalate"] = clock() - stage_started
+
+        if outcome == "allow" and (current.tool != proposed.tool or dict(current.args) != dict(proposed.args)):
+            outcome = "revise"
+        decision = self._decision(outcome, current, proposed, findings, timings, tokens, reservations)
+
+        if self.audit is not None:
+            stage_started = clock()
+            decision = self._record(decision)
+            timings["record"] = clock() - stage_started
+        timings["total"] = clock() - started
+        return decision
+
+    def _critique(
+        self, action: Action, verdict: Verdict, findings: list[Finding], tokens: dict[str, int]
+    ) -> Generator[_Question, _Reply, str | dict[str, Any] | None]:
+        """Ask the critic. Returns 'deny' / 'escalate', revised args, or None to go on."""
+        if self.critic is None:
+            findings.append(
+                Finding(
+                    "critic",
+                    "critic-unavailable",
+                    "This call needs judgment against your values and no critic is configured, so it needs "
+                    "your approval",
+                    effect="escalate",
+                    values=tuple(dict.fromkeys(verdict.critique_serves)),
+                )
+            )
+            return "escalate"
+        values = self.spec.relevant_values(action.tool, verdict.critique_serves)
+        request = CritiqueRequest(
+            action=action,
+            values=values,
+            priorities=self.spec.priorities,
+            asked_by=tuple(verdict.critique),
+            spec_digest=self.spec.digest,
+        )
+        ok, result = yield ("critique", request)
+        if not ok:
+            findings.append(Finding("critic", "critic-failed", f"The critic failed: {result}", effect="escalate"))
+            return "escalate"
+        if not isinstance(result, CritiqueVerdict):
+            problem: str | None = f"the critic returned {type(result).__name__}, not a CritiqueVerdict"
+        else:
+            problem = check_verdict(request, result)
+        if problem is not None:
+            findings.append(
+                Finding("critic", "critic-unverified", f"The critic's verdict failed checks: {problem}", "escalate")
+            )
+            return "escalate"
+        for k, n in result.tokens.items():
+            tokens[k] = tokens.get(k, 0) + n
+        effect = {"allow": "info"}.get(result.verdict, result.verdict)
+        message = result.rationale or f"The critic's verdict: {result.verdict}"
+        if result.verdict == "escalate" and result.question:
+            message = f"{message} — {result.question}"
+        findings.append(Finding("critic", "critique", message, effect=effect, values=tuple(result.values)))
+        if result.verdict in ("deny", "escalate"):
+            return str(result.verdict)
+        if result.verdict == "revise":
+            return dict(result.revised_args or {})
+        return None
+
+    def _reserve(
+        self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding], force: bool
+    ) -> tuple[Outcome, tuple[str, ...]]:
+        """Reserve every budget charge, all or nothing."""
+        taken: list[str] = []
+        ts = now.timestamp()
+        try:
+            for budget, amount in charges:
+                b = budget.budget
+                r = self.store.reserve(b.id, amount, b.limit, budget.window_s, ts, self.reservation_ttl, force)
+                if not r.ok:
+                    self._release(taken)
+                    findings.append(
+                        Finding(
+                            "budget",
+                            b.id,
+                            f"{b.description or 'Budget ' + repr(b.id)}: {r.used:g} used of {b.limit:g} per "
+                            f"{b.window}; this call needs {amount:g}",
+                            effect=b.on_exceed,
+                            values=tuple(b.serves),
+                        )
+                    )
+                    return b.on_exceed, ()
+                if r.id is not None:
+                    taken.append(r.id)
+        except StoreError as exc:
+            self._release(taken)
+            findings.append(
+                Finding("store", "store-unavailable", f"Budget state could not be checked: {exc}", effect="deny")
+            )
+            return "deny", ()
+        return "allow", tuple(taken)
+
+    def _release(self, reservation_ids: Sequence[str]) -> None:
+        for rid in reservation_ids:
+            try:
+                self.store.release(rid)
+            except StoreError:
+                continue
+
+    def _apply_answer(
+        self, ok: bool, answer: Any, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
+    ) -> tuple[Outcome, Action, tuple[str, ...]]:
+        if not ok or not isinstance(answer, Answer) or answer.choice not in ("approve", "deny", "edit"):
+            why = answer if not ok else f"unexpected answer {answer!r}"
+            findings.append(
+                Finding("human", "approver-failed", f"No valid answer from the approver: {why}", "escalate")
+            )
+            return "escalate", current, ()
+        note = f" ({answer.note})" if answer.note else ""
+        if answer.choice == "deny":
+            findings.append(Finding("human", "human-denied", f"Denied by {answer.by}{note}", effect="deny"))
+            return "deny", current, ()
+        charges = verdict.charges
+        if answer.choice == "edit":
+            edited = current.with_args(answer.args or {})
+            v = verify(self.spec, edited, now, self._validators.get(edited.tool), self.store)
+            findings.extend(v.findings)
+            if v.deny:
+                return "deny", edited, ()
+            current, charges = edited, v.charges
+            findings.append(Finding("human", "human-edited", f"Edited and approved by {answer.by}{note}"))
+        else:
+            findings.append(Finding("human", "human-approved", f"Approved by {answer.by}{note}"))
+        outcome, reservations = self._reserve(charges, now, findings, force=True)
+        return outcome, current, reservations
+
+    def _decision(
+        self,
+        outcome: Outcome,
+        current: Action,
+        proposed: Action,
+        findings: list[Finding],
+        timings: dict[str, float],
+        tokens: dict[str, int],
+        reservations: tuple[str, ...] = (),
+    ) -> Decision:
+        cited = {v for f in findings for v in f.values}
+        return Decision(
+            outcome=outcome,
+            action=current,
+            proposed=proposed,
+            findings=tuple(findings),
+            spec_id=self.spec.id,
+            spec_digest=self.spec.digest,
+            timings=timings,
+            tokens=tokens,
+            value_titles={v: self.spec.titles[v] for v in cited if v in self.spec.titles},
+            reservations=reservations,
+        )
+
+    def _record(self, decision: Decision) -> Decision:
+        assert self.audit is not None
+        record = decision.to_dict()
+        record["time"] = datetime.now(UTC).isoformat()
+        try:
+            self.audit.write(record)
+        except Exception as exc:  # any failure to record must fail closed
+            self._release(decision.reservations)
+            finding = Finding(
+                "audit",
+                "audit-unavailable",
+                f"The decision could not be recorded, so the call is refused: {exc}",
+                "deny",
+            )
+            if not isinstance(exc, AuditError):
+                finding = replace(finding, error=type(exc).__name__)
+            return replace(
+                decision,
+                outcome="deny",
+                action=decision.proposed,
+                findings=(*decision.findings, finding),
+                reservations=(),
+            )
+        return decision
+
+
+def _add_time(timings: dict[str, float], stage: str, seconds: float) -> None:
+    timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def _raise_unless_allowed(decision: Decision) -> None:
+    if decision.outcome == "escalate":
+        raise EscalationRequired(decision)
+    if not decision.allowed:
+        raise Denied(decision)

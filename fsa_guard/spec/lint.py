@@ -1,0 +1,168 @@
+"""The linter: every load error, plus warnings that push specs toward what shared/VALUES-CARDS.md teaches.
+
+Warnings never stop a spec from loading; they say where a spec is thin: policies that are not attentional
+(ALL-CAPS plural noun plus a qualifier), vague praise words, slogans, norms that do not say which value
+they serve, values that are never at stake anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import Problem
+from .compiled import check_spec
+from .loader import ResolvedSpec, Source, load_layers, resolve
+
+__all__ = ["lint_spec"]
+
+_POLICY = re.compile(r"^[A-Z][A-Z'’\-]*(?:\s+[A-Z][A-Z'’\-]*)*\s+[a-z0-9\"'(]")
+_VAGUE = ("meaningful", "authentic", "good", "great", "nice", "appropriate", "proper", "best", "positive")
+_SLOGANS = (
+    "family values",
+    "hustle",
+    "safety first",
+    "move fast",
+    "customer first",
+    "think different",
+    "just do it",
+    "no excuses",
+    "live laugh love",
+    "work hard play hard",
+)
+
+
+def lint_spec(*paths: str | Path) -> list[Problem]:
+    """Every problem with the spec files: load errors (severity 'error') and style warnings."""
+    compiled, problems = check_spec(*paths)
+    if compiled is not None:
+        resolved = compiled.resolved
+    else:
+        layers, _ = load_layers(paths)
+        resolved, _ = resolve(layers)
+    problems.extend(_warnings(resolved))
+    return sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))
+
+
+def _warn(src: Source, key: str, message: str, code: str, hint: str | None = None) -> Problem:
+    return Problem(src.file, src.line, key or src.key, message, code=code, severity="warning", hint=hint)
+
+
+def _warnings(spec: ResolvedSpec) -> list[Problem]:
+    out: list[Problem] = []
+    served = {v for n in spec.norms for v in n.serves} | {v for b in spec.budgets for v in b.serves}
+    for card in spec.values:
+        src = spec.sources[("values", card.id)]
+        n = len(card.attends_to)
+        if not 3 <= n <= 6:
+            out.append(
+                _warn(
+                    src,
+                    f"{src.key}.attends_to",
+                    f"value '{card.id}' has {n} attentional policies; 3-6 "
+                    "describe a value well enough to guide choices",
+                    "policy-count",
+                )
+            )
+        for i, policy in enumerate(card.attends_to):
+            key = f"{src.key}.attends_to[{i}]"
+            if not _POLICY.match(policy):
+                out.append(
+                    _warn(
+                        src,
+                        key,
+                        f"'{policy}' is not written as an attentional policy",
+                        "policy-form",
+                        "start with an ALL-CAPS plural noun, then a qualifier: "
+                        "'MOMENTS when a purchase serves a lasting need'",
+                    )
+                )
+            out.extend(_wording(src, key, policy))
+        out.extend(_wording(src, f"{src.key}.title", card.title))
+        if not card.tools and card.id not in served:
+            out.append(
+                _warn(
+                    src,
+                    src.key,
+                    f"value '{card.id}' is never at stake: it has no tools and no norm serves it",
+                    "value-unused",
+                    "add tools: [...] globs, or name it in a norm's serves",
+                )
+            )
+        if not card.endorsed:
+            out.append(
+                _warn(
+                    src,
+                    f"{src.key}.endorsed",
+                    f"value '{card.id}' was inferred and is inactive until the person endorses it",
+                    "value-unendorsed",
+                )
+            )
+    for kind, items in (("norms", spec.norms), ("budgets", spec.budgets)):
+        for item in items:
+            src = spec.sources[(kind, item.id)]
+            if not item.serves:
+                out.append(
+                    _warn(
+                        src,
+                        src.key,
+                        f"{kind[:-1]} '{item.id}' does not say which value it serves",
+                        "no-serves",
+                        "add serves: [value-id] so explanations cite the person's values",
+                    )
+                )
+            if not item.description and not getattr(item, "message", None):
+                out.append(
+                    _warn(
+                        src,
+                        src.key,
+                        f"{kind[:-1]} '{item.id}' has no description",
+                        "no-description",
+                        "one sentence in the person's words, shown in every explanation",
+                    )
+                )
+    pairs: dict[tuple[str, str, str], int] = {}
+    for i, prio in enumerate(spec.priorities):
+        src = spec.sources[("priorities", str(i))]
+        ctx = prio.context.strip().casefold()
+        if (ctx, prio.over, prio.prefer) in pairs:
+            out.append(
+                Problem(
+                    src.file,
+                    src.line,
+                    src.key,
+                    f"priorities contradict each other in context "
+                    f"'{prio.context}': '{prio.prefer}' over '{prio.over}' and the reverse",
+                    code="priority-cycle",
+                )
+            )
+        pairs[(ctx, prio.prefer, prio.over)] = i
+    return out
+
+
+def _wording(src: Source, key: str, text: str) -> list[Problem]:
+    out = []
+    low = text.casefold()
+    for slogan in _SLOGANS:
+        if slogan in low:
+            out.append(
+                _warn(
+                    src,
+                    key,
+                    f"'{slogan}' reads like a slogan, not something a person attends to",
+                    "slogan",
+                    "say what the person pays attention to when living by this value",
+                )
+            )
+    vague = [w for w in _VAGUE if re.search(rf"\b{w}\b", low)]
+    if vague:
+        out.append(
+            _warn(
+                src,
+                key,
+                f"vague word(s) {', '.join(vague)}: they could fit anything",
+                "vague",
+                "name the specific thing the person notices",
+            )
+        )
+    return out

@@ -1,0 +1,375 @@
+"""Load spec files: parse, validate, resolve ``extends``, and layer them. Every problem is collected.
+
+Layering: layers apply left to right, each file's ``extends`` before the file itself. A later layer may
+add values, norms, budgets, lets and priorities, and may tighten: strengthen a norm's effect
+(allow < revise < critique < escalate < deny), lower a budget's limit, turn ``on_exceed`` from escalate to
+deny, and make ``defaults.unknown_tool`` stricter. It may never remove, replace or loosen what an earlier
+layer set; a spec that tries is rejected naming both files and the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import Problem, did_you_mean
+from ._yaml import Path_, YAMLProblem, dotted, line_for, load_with_lines
+from .model import (
+    EFFECT_STRENGTH,
+    UNKNOWN_TOOL_STRENGTH,
+    Budget,
+    Norm,
+    Priority,
+    SpecFile,
+    ValueCard,
+)
+
+__all__ = ["Layer", "ResolvedSpec", "Source", "load_layers", "resolve"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where something was written: file, line and key path."""
+
+    file: str
+    line: int | None
+    key: str
+
+    def problem(self, message: str, code: str = "invalid", hint: str | None = None) -> Problem:
+        """A problem located here."""
+        return Problem(self.file, self.line, self.key, message, code=code, hint=hint)
+
+
+@dataclass(slots=True)
+class Layer:
+    """One parsed and validated spec file with the line of each key."""
+
+    path: Path
+    spec: SpecFile
+    lines: dict[Path_, int]
+
+    def source(self, *path: str | int) -> Source:
+        """The source location of a key path in this file."""
+        return Source(str(self.path), line_for(self.lines, path), dotted(path))
+
+
+@dataclass(slots=True)
+class ResolvedSpec:
+    """All layers merged. ``sources`` maps ``("norms", id)``-style keys to where each item was written."""
+
+    id: str
+    unknown_tool: str = "allow"
+    timezone: str = "UTC"
+    max_revisions: int = 2
+    let: dict[str, str] = field(default_factory=dict)
+    values: list[ValueCard] = field(default_factory=list)
+    norms: list[Norm] = field(default_factory=list)
+    budgets: list[Budget] = field(default_factory=list)
+    priorities: list[Priority] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    sources: dict[tuple[str, str], Source] = field(default_factory=dict)
+
+    def canonical(self) -> dict[str, Any]:
+        """The resolved spec as plain data, independent of file names and key order."""
+        return {
+            "fsa_guard": 1,
+            "id": self.id,
+            "defaults": {
+                "unknown_tool": self.unknown_tool,
+                "timezone": self.timezone,
+                "max_revisions": self.max_revisions,
+            },
+            "let": dict(sorted(self.let.items())),
+            "values": [v.model_dump(mode="json") for v in self.values],
+            "norms": [n.model_dump(mode="json") for n in self.norms],
+            "budgets": [b.model_dump(mode="json") for b in self.budgets],
+            "priorities": [p.model_dump(mode="json") for p in self.priorities],
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical resolved spec: what every decision records."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_layers(paths: Sequence[str | Path]) -> tuple[list[Layer], list[Problem]]:
+    """Read ``paths`` and everything they extend, in layer order. Problems are returned, not raised."""
+    layers: list[Layer] = []
+    problems: list[Problem] = []
+    done: set[Path] = set()
+
+    def visit(path: Path, stack: tuple[Path, ...], ref: Source | None) -> None:
+        path = path.resolve()
+        if path in stack:
+            cycle = " -> ".join(p.name for p in (*stack, path))
+            where = ref or Source(str(path), None, "extends")
+            problems.append(where.problem(f"'extends' makes a cycle: {cycle}", code="extends-cycle"))
+            return
+        if path in done:
+            return
+        done.add(path)
+        layer = _read(path, problems, ref)
+        if layer is None:
+            return
+        for i, rel in enumerate(layer.spec.extends):
+            visit(path.parent / rel, (*stack, path), layer.source("extends", i))
+        layers.append(layer)
+
+    for p in paths:
+        visit(Path(p), (), None)
+    return layers, problems
+
+
+def _read(path: Path, problems: list[Problem], ref: Source | None) -> Layer | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"spec file not found: {path}"
+        problems.append((ref or Source(str(path), None, "")).problem(msg, code="missing-file"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append((ref or Source(str(path), None, "")).problem(f"cannot read {path}: {exc}", code="unreadable"))
+        return None
+    try:
+        data, lines = load_with_lines(text)
+    except YAMLProblem as exc:
+        problems.append(Problem(str(path), exc.line, exc.key, exc.message, code="yaml"))
+        return None
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(str(path), 1, "", "a spec must be a mapping with 'fsa_guard: 1' at the top", code="not-a-spec")
+        )
+        return None
+    try:
+        spec = SpecFile.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(path, exc, lines))
+        return None
+    if spec.id is None:
+        spec = spec.model_copy(update={"id": path.stem})
+    layer = Layer(path, spec, lines)
+    problems.extend(_duplicate_ids(layer))
+    return layer
+
+
+_FIELDS: dict[str, Any] = {
+    "": SpecFile,
+    "defaults": SpecFile.model_fields["defaults"].annotation,
+    "values": ValueCard,
+    "norms": Norm,
+    "budgets": Budget,
+    "priorities": Priority,
+}
+
+
+def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, int]) -> Iterable[Problem]:
+    for err in exc.errors():
+        loc = tuple(str(p) if not isinstance(p, int) else p for p in err["loc"])
+        kind = err["type"]
+        hint = None
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            section = str(loc[0]) if len(loc) > 1 else ""
+            model = _FIELDS.get(section, SpecFile) if len(loc) <= 3 else None
+            fields = list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+            hint = did_you_mean(key, fields) or (f"allowed keys: {', '.join(fields)}" if fields else None)
+            message = f"unknown key '{key}'"
+        elif kind == "missing":
+            message = f"missing required key '{loc[-1]}'"
+            loc = loc[:-1] or loc
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            if "input" in err and kind not in ("model_type", "dict_type"):
+                message += f" (got {err['input']!r})"[:200]
+        yield Problem(str(path), line_for(lines, loc), dotted(loc), message, code=kind, hint=hint)
+
+
+def _duplicate_ids(layer: Layer) -> Iterable[Problem]:
+    for section in ("values", "norms", "budgets"):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(getattr(layer.spec, section)):
+            if item.id in seen:
+                yield layer.source(section, i, "id").problem(
+                    f"duplicate {section[:-1]} id '{item.id}' (first at item {seen[item.id]})", code="duplicate-id"
+                )
+            else:
+                seen[item.id] = i
+
+
+def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
+    """Merge ``layers`` in order, enforcing the layering rules."""
+    problems: list[Problem] = []
+    last = layers[-1] if layers else None
+    out = ResolvedSpec(id=(last.spec.id or "spec") if last else "spec")
+    unknown_from: Source | None = None
+    for layer in layers:
+        spec = layer.spec
+        out.files.append(str(layer.path))
+        d = spec.defaults
+        if d.unknown_tool is not None:
+            if UNKNOWN_TOOL_STRENGTH[d.unknown_tool] < UNKNOWN_TOOL_STRENGTH[out.unknown_tool] and unknown_from:
+                problems.append(
+                    layer.source("defaults", "unknown_tool").problem(
+                        f"cannot relax defaults.unknown_tool from '{out.unknown_tool}' ({unknown_from.file}) "
+                        f"to '{d.unknown_tool}'",
+                        code="layer-loosens",
+                        hint="a later layer may only make unknown_tool stricter: allow < escalate < deny",
+                    )
+                )
+            else:
+                out.unknown_tool = d.unknown_tool
+                unknown_from = layer.source("defaults", "unknown_tool")
+        if d.timezone is not None:
+            out.timezone = d.timezone
+        if d.max_revisions is not None:
+            out.max_revisions = d.max_revisions
+        for name, expr in spec.let.items():
+            here = layer.source("let", name)
+            earlier = out.sources.get(("let", name))
+            if earlier is not None and out.let[name] != expr:
+                problems.append(
+                    here.problem(
+                        f"let '{name}' is already defined in {earlier.file}:{earlier.line}; a later layer cannot "
+                        "redefine it (that would change what earlier norms mean)",
+                        code="layer-replaces",
+                        hint="choose another name",
+                    )
+                )
+                continue
+            out.let[name] = expr
+            out.sources.setdefault(("let", name), here)
+        _merge_values(layer, out, problems)
+        _merge_norms(layer, out, problems)
+        _merge_budgets(layer, out, problems)
+        for i, prio in enumerate(spec.priorities):
+            out.priorities.append(prio)
+            out.sources[("priorities", str(len(out.priorities) - 1))] = layer.source("priorities", i)
+    problems.extend(_check_references(out))
+    return out, problems
+
+
+def _merge_values(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    for i, card in enumerate(layer.spec.values):
+        here = layer.source("values", i)
+        earlier = out.sources.get(("values", card.id))
+        if earlier is not None:
+            problems.append(
+                here.problem(
+                    f"value '{card.id}' is already defined in {earlier.file}:{earlier.line}; a later layer cannot "
+                    "replace a values card",
+                    code="layer-replaces",
+                    hint="give your card its own id",
+                )
+            )
+            continue
+        out.values.append(card)
+        out.sources[("values", card.id)] = here
+
+
+def _merge_norms(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    for i, norm in enumerate(layer.spec.norms):
+        here = layer.source("norms", i)
+        earlier_src = out.sources.get(("norms", norm.id))
+        if earlier_src is None:
+            out.norms.append(norm)
+            out.sources[("norms", norm.id)] = here
+            continue
+        pos = next(j for j, n in enumerate(out.norms) if n.id == norm.id)
+        earlier = out.norms[pos]
+        why = _norm_loosening(earlier, norm)
+        if why:
+            problems.append(
+                here.problem(
+                    f"norm '{norm.id}' from {earlier_src.file}:{earlier_src.line} cannot be {why} by a later layer",
+                    code="layer-loosens",
+                    hint="a later layer may only strengthen a norm's effect or add tools and serves; "
+                    "write a new norm with its own id instead",
+                )
+            )
+            continue
+        out.norms[pos] = norm
+        out.sources[("norms", norm.id)] = here
+
+
+def _norm_loosening(earlier: Norm, later: Norm) -> str | None:
+    if EFFECT_STRENGTH[later.effect] < EFFECT_STRENGTH[earlier.effect]:
+        return f"loosened from '{earlier.effect}' to '{later.effect}'"
+    if later.when != earlier.when:
+        return "given another condition ('when')"
+    if not set(earlier.tools) <= set(later.tools):
+        return "narrowed to fewer tools"
+    if earlier.revise is not None and later.effect == "revise" and later.revise != earlier.revise:
+        return "given another revision"
+    if not set(earlier.serves) <= set(later.serves):
+        return "detached from the values it serves"
+    if earlier.on_error is not None and later.on_error != earlier.on_error:
+        return "given another on_error"
+    return None
+
+
+def _merge_budgets(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    for i, budget in enumerate(layer.spec.budgets):
+        here = layer.source("budgets", i)
+        earlier_src = out.sources.get(("budgets", budget.id))
+        if earlier_src is None:
+            out.budgets.append(budget)
+            out.sources[("budgets", budget.id)] = here
+            continue
+        pos = next(j for j, b in enumerate(out.budgets) if b.id == budget.id)
+        earlier = out.budgets[pos]
+        why = None
+        if budget.limit > earlier.limit:
+            why = f"raised from {earlier.limit:g} to {budget.limit:g}"
+        elif budget.window_seconds < earlier.window_seconds:
+            why = f"given a shorter window ({budget.window} < {earlier.window})"
+        elif budget.measure != earlier.measure or budget.when != earlier.when:
+            why = "given another measure or condition"
+        elif not set(earlier.tools) <= set(budget.tools):
+            why = "narrowed to fewer tools"
+        elif earlier.on_exceed == "deny" and budget.on_exceed == "escalate":
+            why = "loosened from on_exceed deny to escalate"
+        if why:
+            problems.append(
+                here.problem(
+                    f"budget '{budget.id}' from {earlier_src.file}:{earlier_src.line} cannot be {why} by a later layer",
+                    code="layer-loosens",
+                    hint="a later layer may lower a limit, lengthen a window or add tools; add a new budget instead",
+                )
+            )
+            continue
+        out.budgets[pos] = budget
+        out.sources[("budgets", budget.id)] = here
+
+
+def _check_references(spec: ResolvedSpec) -> Iterable[Problem]:
+    ids = [v.id for v in spec.values]
+    known = set(ids)
+
+    def check(value_id: str, src: Source, what: str) -> Problem | None:
+        if value_id in known:
+            return None
+        return src.problem(
+            f"{what} names value '{value_id}', which no layer defines",
+            code="unknown-value",
+            hint=did_you_mean(value_id, ids) or "add a values card with this id, or fix the id",
+        )
+
+    for kind, items in (("norms", spec.norms), ("budgets", spec.budgets)):
+        for item in items:
+            src = spec.sources[(kind, item.id)]
+            for j, vid in enumerate(item.serves):
+                p = check(vid, Source(src.file, src.line, f"{src.key}.serves[{j}]"), f"{kind[:-1]} '{item.id}'")
+                if p:
+                    yield p
+    for i, prio in enumerate(spec.priorities):
+        src = spec.sources[("priorities", str(i))]
+        for key in ("prefer", "over"):
+            p = check(getattr(prio, key), Source(src.file, src.line, f"{src.key}.{key}"), "priority")
+            if p:
+                yield p

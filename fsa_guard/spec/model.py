@@ -1,0 +1,170 @@
+"""The value spec file format, as pydantic models. These key names are the contract; keys may be added."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "EFFECT_STRENGTH",
+    "UNKNOWN_TOOL_STRENGTH",
+    "Budget",
+    "Defaults",
+    "Norm",
+    "Priority",
+    "SpecFile",
+    "ValueCard",
+    "parse_window",
+]
+
+Effect = Literal["allow", "revise", "critique", "escalate", "deny"]
+#: allow < revise < critique < escalate < deny: a later layer may only move a norm rightwards.
+EFFECT_STRENGTH: dict[str, int] = {"allow": 0, "revise": 1, "critique": 2, "escalate": 3, "deny": 4}
+UNKNOWN_TOOL_STRENGTH: dict[str, int] = {"allow": 0, "escalate": 1, "deny": 2}
+
+Id = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        max_length=128,
+        description="An id: letters, digits, '-', '_' or '.', starting with a letter or digit.",
+    ),
+]
+Glob = Annotated[str, Field(min_length=1, description="A tool name or a glob such as 'purchase_*'.")]
+Expr = Annotated[str, Field(min_length=1, description="A CEL expression.")]
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(text: str) -> float:
+    """Seconds in a window like ``30s``, ``15m``, ``1h`` or ``1d``."""
+    m = _WINDOW.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a window: write a number and a unit s, m, h or d, e.g. '1d'")
+    seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds <= 0:
+        raise ValueError("a window must be longer than zero")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Defaults(_Strict):
+    """What happens when no rule speaks."""
+
+    unknown_tool: Literal["allow", "escalate", "deny"] | None = Field(
+        None, description="Decision for a tool no value, norm or budget names. deny = deny-by-default."
+    )
+    timezone: str | None = Field(None, description="IANA zone for zone-less times in args and history.")
+    max_revisions: int | None = Field(
+        None, ge=0, le=10, description="How many revise rounds run before the guard escalates (default 2)."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{v}' is not an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
+        return v
+
+
+class ValueCard(_Strict):
+    """Something the person cares about for its own sake, with what they attend to when living by it."""
+
+    id: Id
+    title: str = Field(min_length=1, description="A few words the person would use.")
+    description: str = Field("", description="One or two sentences in the person's voice.")
+    attends_to: list[str] = Field(
+        min_length=1, description="3-6 attentional policies: an ALL-CAPS plural noun plus a qualifier."
+    )
+    tools: list[Glob] = Field(default_factory=list, description="Where this value is at stake (globs).")
+    critique: bool = Field(False, description="Ask the critic about calls to these tools.")
+    endorsed: bool = Field(True, description="False for an inferred value: loaded, inactive until endorsed.")
+
+
+class Norm(_Strict):
+    """A machine-checked rule over actions."""
+
+    id: Id
+    description: str = Field("", description="What the rule says, in the person's words.")
+    tools: list[Glob] = Field(min_length=1, description="Tools (globs) the norm applies to.")
+    when: Expr = Field("true", description="CEL condition; the norm fires when it holds.")
+    effect: Effect
+    revise: dict[str, Expr | None] | None = Field(
+        None, description="For effect revise: arg name -> CEL expression of its new value (null removes it)."
+    )
+    serves: list[Id] = Field(default_factory=list, description="Ids of the values this norm protects.")
+    on_error: Literal["fire", "skip", "escalate"] | None = Field(
+        None,
+        description="When `when` fails at run time. Default: deny/escalate norms fire, the others escalate.",
+    )
+    message: str | None = Field(None, description="What to tell the agent and the person when it fires.")
+
+    @model_validator(mode="after")
+    def _revise_matches_effect(self) -> Norm:
+        if self.effect == "revise" and not self.revise:
+            raise ValueError("a norm with effect 'revise' needs a 'revise' map of arg -> CEL expression")
+        if self.revise is not None and self.effect != "revise":
+            raise ValueError(f"'revise' is only used with effect 'revise' (this norm's effect is {self.effect!r})")
+        return self
+
+
+class Budget(_Strict):
+    """A limit on a measure summed over a rolling window (money per day, messages per hour, ...)."""
+
+    id: Id
+    description: str = ""
+    tools: list[Glob] = Field(min_length=1)
+    when: Expr = Field("true", description="CEL condition: only calls where it holds count.")
+    measure: Expr = Field("1", description="CEL expression of what a call uses; 1 counts calls.")
+    limit: float = Field(ge=0)
+    window: str = Field(description="Rolling window: s, m, h or d, e.g. '1d'.")
+    on_exceed: Literal["deny", "escalate"] = "deny"
+    serves: list[Id] = Field(default_factory=list)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        parse_window(v)
+        return v
+
+    @property
+    def window_seconds(self) -> float:
+        """The window in seconds."""
+        return parse_window(self.window)
+
+
+class Priority(_Strict):
+    """In this context, the person holds ``prefer`` to be wiser than ``over``."""
+
+    context: str = Field(min_length=1)
+    prefer: Id
+    over: Id
+
+
+class SpecFile(_Strict):
+    """One value spec file (one layer)."""
+
+    fsa_guard: Literal[1] = Field(description="Format version; 1.")
+    id: Id | None = Field(None, description="Name of this spec; defaults to the file name.")
+    description: str = ""
+    extends: list[str] = Field(default_factory=list, description="Specs beneath this one, relative paths.")
+    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    let: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Expr] = Field(
+        default_factory=dict, description="Named CEL expressions, usable in every expression."
+    )
+    values: list[ValueCard] = Field(default_factory=list)
+    norms: list[Norm] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
+    priorities: list[Priority] = Field(default_factory=list)

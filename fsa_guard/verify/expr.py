@@ -1,0 +1,185 @@
+"""Compile CEL expressions once, at load time, and check what the CEL package's compile step does not.
+
+``cel.compile`` only parses. Here we also reject unknown variables, ``let`` names and functions, unknown
+fields of ``action``, wrong argument counts for fsa_guard's own functions, and constant sub-expressions
+that fail (``1 + "a"``), each with a did-you-mean hint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+from cel.stdlib import EXTENSIONS
+
+from ..errors import did_you_mean
+from .functions import HISTORY_FUNCTIONS, STATIC_ARITY
+
+__all__ = ["ROOT_VARIABLES", "Compiled", "ExprError", "compile_expr"]
+
+#: The variables every expression may use.
+ROOT_VARIABLES = ("action", "request", "history", "context", "state", "now")
+ACTION_FIELDS = ("tool", "args")
+
+# Functions and methods the Rust CEL runtime provides itself.
+_BUILTIN_FUNCTIONS = frozenset(
+    {
+        "size", "has", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
+        "bytes", "bool", "timestamp", "duration", "dyn", "type", "getFullYear", "getMonth", "getDayOfMonth",
+        "getDayOfYear", "getDate", "getDayOfWeek", "getHours", "getMinutes", "getSeconds",
+        "getMilliseconds", "of", "none", "hasValue", "value", "orValue", "or",
+    }
+)  # fmt: skip
+# Identifiers that name namespaces or types rather than variables.
+_NAMESPACES = frozenset({"math", "sets", "base64", "strings", "lists", "optional"})
+_TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type"})
+
+EXTENSION_FUNCTIONS: dict[str, Any] = {name: fn for lib in EXTENSIONS.values() for name, fn in lib.items()}
+_EXTENSION_LEAVES = frozenset(name.rsplit(".", 1)[-1] for name in EXTENSION_FUNCTIONS)
+
+_STRING = re.compile(r"""[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""")
+_MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_ROOT_MEMBER = re.compile(r"(?<![\w.])action\s*\.\s*([A-Za-z_]\w*)")
+_CALL = re.compile(r"(\.\s*)?(?<![\w])([A-Za-z_]\w*)\s*\(")
+
+
+class ExprError(ValueError):
+    """An expression that cannot be compiled; ``hint`` suggests a fix."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A compiled expression and the names it uses, for planning what each decision must bind."""
+
+    source: str
+    program: Any
+    variables: frozenset[str]  # root variables used (action, history, ...)
+    lets: frozenset[str]  # let names used
+    functions: frozenset[str]  # fsa_guard and extension functions used (their registration names)
+    raw_history: bool  # uses ``history`` other than as the first argument of a history function
+
+
+def _strip_strings(src: str) -> str:
+    return _STRING.sub('""', src)
+
+
+def _arg_count(text: str, open_paren: int) -> int:
+    """Top-level arguments of the call whose '(' is at ``open_paren`` (strings already stripped)."""
+    depth, count, seen_token = 0, 0, False
+    for ch in text[open_paren + 1 :]:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                return count + (1 if seen_token else 0)
+            depth -= 1
+        elif ch == "," and depth == 0:
+            count += 1
+            seen_token = False
+            continue
+        if not ch.isspace():
+            seen_token = True
+    return count + (1 if seen_token else 0)
+
+
+def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
+    """Compile ``src`` and check its references. Raises :class:`ExprError` with a hint."""
+    try:
+        program = cel.compile(src)
+    except (ValueError, RuntimeError) as exc:
+        message = str(exc).replace("Failed to parse expression", "CEL syntax error in")
+        raise ExprError(message, "check the expression's syntax at the position marked") from None
+    lets = frozenset(let_names)
+    refs = program.references()
+    bare = _strip_strings(src)
+    bound = set(_MACRO_VAR.findall(bare))
+    variables: set[str] = set()
+    used_lets: set[str] = set()
+    known_vars = (*ROOT_VARIABLES, *sorted(lets))
+    for name in refs["variables"]:
+        if name in bound or name in _NAMESPACES or name in _TYPE_NAMES:
+            continue
+        if name in ROOT_VARIABLES:
+            variables.add(name)
+        elif name in lets:
+            used_lets.add(name)
+        else:
+            raise ExprError(
+                f"unknown name '{name}' in expression {src!r}",
+                did_you_mean(name, known_vars) or f"the variables are {', '.join(ROOT_VARIABLES)} and let names",
+            )
+    for field in _ROOT_MEMBER.findall(bare):
+        if field not in ACTION_FIELDS:
+            raise ExprError(
+                f"'action' has no field '{field}' (it has tool and args)",
+                did_you_mean(field, ACTION_FIELDS) or f"for an argument write action.args.{field}",
+            )
+    ours = {**HISTORY_FUNCTIONS, **STATIC_ARITY}
+    functions: set[str] = set()
+    for name in refs["functions"]:
+        if name[0] in "_@!" or name in _BUILTIN_FUNCTIONS:
+            continue
+        if name in ours:
+            functions.add(name)
+        elif name in _EXTENSION_LEAVES:
+            functions.update(full for full in EXTENSION_FUNCTIONS if full.rsplit(".", 1)[-1] == name)
+        else:
+            candidates = [*ours, *_BUILTIN_FUNCTIONS, *_EXTENSION_LEAVES]
+            raise ExprError(
+                f"unknown function '{name}' in expression {src!r}",
+                did_you_mean(name, candidates) or "see README 'Functions in expressions' for what exists",
+            )
+    for m in _CALL.finditer(bare):
+        method, name = m.group(1), m.group(2)
+        if name not in ours or _preceded_by_namespace(bare, m.start()):
+            continue
+        n = _arg_count(bare, m.end() - 1) + (1 if method else 0)
+        lo, hi = ours[name]
+        if not lo <= n <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            hint = "history functions take history first" if name in HISTORY_FUNCTIONS else None
+            raise ExprError(f"{name}() takes {want} arguments, got {n}", hint)
+    raw_history = "history" in variables and _uses_raw_history(bare)
+    if not variables and not used_lets and not bound:
+        _check_constant(program, src, functions)
+    return Compiled(
+        source=src,
+        program=program,
+        variables=frozenset(variables),
+        lets=frozenset(used_lets),
+        functions=frozenset(functions),
+        raw_history=raw_history,
+    )
+
+
+def _preceded_by_namespace(text: str, start: int) -> bool:
+    before = text[:start].rstrip()
+    return before.endswith(".") and re.search(r"(math|sets|base64|strings|lists|optional)\s*\.$", before) is not None
+
+
+_HISTORY_ARG = re.compile(r"(?<![\w.])(?:" + "|".join(HISTORY_FUNCTIONS) + r")\s*\(\s*history\s*(?=[,)])")
+
+
+def _uses_raw_history(bare: str) -> bool:
+    rest = _HISTORY_ARG.sub("(", bare)
+    return re.search(r"(?<![\w.])history(?!\w)", rest) is not None
+
+
+def _check_constant(program: Any, src: str, functions: Iterable[str]) -> None:
+    """An expression without variables is evaluated now, so a type error shows at load time."""
+    if set(functions) - set(EXTENSION_FUNCTIONS):
+        return  # our own functions need a decision or a zone; their argument counts were checked above
+    ctx = cel.Context(functions={n: EXTENSION_FUNCTIONS[n] for n in functions})
+    try:
+        program.execute(ctx)
+    except Exception as exc:
+        raise ExprError(
+            f"expression {src!r} always fails: {exc}", "CEL does not mix int and double; write 1.0"
+        ) from None

@@ -1,0 +1,248 @@
+"""The CEL function library that agent policies need.
+
+Every function is documented in README.md ("Functions in expressions"). Names here are the contract.
+
+History functions take ``history`` as their first argument so policies read naturally
+(``seen(history, "send_money", "recipient", action.args.recipient)``). The guard indexes the history once
+per decision (:class:`HistoryIndex`) and binds these functions to that index, so a lookup costs the same
+however many norms use it, and the history list itself is only converted for CEL when an expression
+uses it directly (``history.size()``, ``history.exists(...)``).
+
+Time functions read zone-less timestamps and dates in the spec's ``defaults.timezone``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..action import Call
+
+__all__ = ["HISTORY_FUNCTIONS", "HistoryIndex", "static_functions"]
+
+#: Functions bound per decision to the history index. name -> (min args, max args)
+HISTORY_FUNCTIONS: dict[str, tuple[int, int]] = {
+    "calls": (2, 2),
+    "count": (2, 2),
+    "seen": (4, 4),
+    "last_output": (2, 3),
+    "outputs": (2, 3),
+    "in_outputs": (2, 3),
+    "arg_values": (3, 3),
+}
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(value: Any) -> str:
+    """Text for fuzzy containment: JSON for structures, case-folded, without whitespace."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, int | float):
+        text = repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value))
+    else:
+        text = json.dumps(value, default=str, sort_keys=True)
+    return _SPACES.sub("", text).casefold()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return _SPACES.sub("", a).casefold() == _SPACES.sub("", b).casefold()
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def _subset(args: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(k in args and _same(args[k], v) for k, v in wanted.items())
+
+
+class HistoryIndex:
+    """One decision's history, indexed once: calls by tool, parsed outputs and their normalized text."""
+
+    __slots__ = ("_by_tool", "_calls", "_outputs", "_texts")
+
+    def __init__(self, history: Sequence[Call]) -> None:
+        self._calls = list(history)
+        self._by_tool: dict[str, list[int]] = {}
+        for i, call in enumerate(self._calls):
+            self._by_tool.setdefault(call.tool, []).append(i)
+        self._outputs: list[Any] = [_UNSET] * len(self._calls)
+        self._texts: list[str | None] = [None] * len(self._calls)
+
+    def _indices(self, tool: str) -> list[int]:
+        if not _is_glob(tool):
+            return self._by_tool.get(tool, [])
+        return [i for name, idx in self._by_tool.items() if fnmatch.fnmatchcase(name, tool) for i in idx]
+
+    def _output(self, i: int) -> Any:
+        out = self._outputs[i]
+        if out is _UNSET:
+            out = self._outputs[i] = self._calls[i].parsed_output()
+        return out
+
+    def _text(self, i: int) -> str:
+        text = self._texts[i]
+        if text is None:
+            out = self._calls[i].output
+            text = self._texts[i] = normalize_text(out if isinstance(out, str) else self._output(i))
+        return text
+
+    def _matching(self, tool: str, args: Mapping[str, Any] | None = None) -> list[int]:
+        idx = self._indices(tool)
+        if args:
+            idx = [i for i in idx if _subset(self._calls[i].args, args)]
+        return sorted(idx) if _is_glob(tool) else idx
+
+    def as_cel(self) -> list[dict[str, Any]]:
+        """The history as CEL sees it: a list of ``{tool, args, output}`` maps, outputs parsed."""
+        return [{"tool": c.tool, "args": dict(c.args), "output": self._output(i)} for i, c in enumerate(self._calls)]
+
+    # The functions below are bound into CEL. The first parameter receives CEL's ``history`` and is
+    # ignored: the index already holds it.
+
+    def calls(self, _h: Any, tool: str) -> list[dict[str, Any]]:
+        """``calls(history, tool)``: earlier calls of ``tool`` (a glob), each ``{tool, args, output}``."""
+        return [
+            {"tool": self._calls[i].tool, "args": dict(self._calls[i].args), "output": self._output(i)}
+            for i in self._matching(tool)
+        ]
+
+    def count(self, _h: Any, tool: str) -> int:
+        """``count(history, tool)``: how many earlier calls of ``tool`` (a glob)."""
+        return len(self._matching(tool))
+
+    def seen(self, _h: Any, tool: str, key: str, value: Any) -> bool:
+        """``seen(history, tool, key, value)``: an earlier call of ``tool`` had ``args[key] == value``."""
+        return any(key in self._calls[i].args and _same(self._calls[i].args[key], value) for i in self._indices(tool))
+
+    def last_output(self, _h: Any, tool: str, args: Mapping[str, Any] | None = None) -> Any:
+        """``last_output(history, tool[, args])``: output of the latest matching call, or null."""
+        idx = self._matching(tool, args)
+        return self._output(idx[-1]) if idx else None
+
+    def outputs(self, _h: Any, tool: str, args: Mapping[str, Any] | None = None) -> list[Any]:
+        """``outputs(history, tool[, args])``: outputs of all matching calls, oldest first."""
+        return [self._output(i) for i in self._matching(tool, args)]
+
+    def in_outputs(self, _h: Any, value: Any, tool: str | None = None) -> bool:
+        """``in_outputs(history, value[, tool])``: ``value`` occurs in an earlier output (ignoring case/spaces)."""
+        needle = normalize_text(value)
+        if not needle:
+            return False
+        idx = range(len(self._calls)) if tool is None else self._indices(tool)
+        return any(needle in self._text(i) for i in idx)
+
+    def arg_values(self, _h: Any, tool: str, key: str) -> list[Any]:
+        """``arg_values(history, tool, key)``: the values ``args[key]`` took in earlier calls of ``tool``."""
+        return [self._calls[i].args[key] for i in self._matching(tool) if key in self._calls[i].args]
+
+    def bound(self, names: Sequence[str]) -> dict[str, Callable[..., Any]]:
+        """The named history functions bound to this index."""
+        return {name: getattr(self, name) for name in names}
+
+
+_UNSET: Any = object()
+
+
+def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
+    """Functions that do not depend on the decision, with ``zone`` as the spec's time zone."""
+
+    def to_time(value: Any, zone_name: str | None = None) -> datetime:
+        z = ZoneInfo(zone_name) if zone_name else zone
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=z)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, tz=z)
+        if not isinstance(value, str):
+            raise TypeError(f"time() expects text like '2025-03-01 14:00', got {type(value).__name__}")
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"time(): '{value}' is not an ISO date or date-time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=z)
+
+    def local(value: Any, zone_name: str | None) -> datetime:
+        z = ZoneInfo(zone_name) if zone_name else zone
+        return to_time(value, zone_name).astimezone(z)
+
+    def hour(value: Any, zone_name: str | None = None) -> int:
+        return local(value, zone_name).hour
+
+    def minute_of_day(value: Any, zone_name: str | None = None) -> int:
+        t = local(value, zone_name)
+        return t.hour * 60 + t.minute
+
+    def weekday(value: Any, zone_name: str | None = None) -> int:
+        return local(value, zone_name).isoweekday()
+
+    def local_date(value: Any, zone_name: str | None = None) -> str:
+        return local(value, zone_name).date().isoformat()
+
+    def day_start(value: Any, zone_name: str | None = None) -> datetime:
+        t = local(value, zone_name)
+        return datetime.combine(t.date(), time(0), tzinfo=t.tzinfo)
+
+    def days_between(a: Any, b: Any) -> int:
+        return (date.fromisoformat(local_date(b)) - date.fromisoformat(local_date(a))).days
+
+    def mentions(text: Any, value: Any) -> bool:
+        needle = normalize_text(value)
+        return bool(needle) and needle in normalize_text(text)
+
+    def get(container: Any, key: Any, default: Any = None) -> Any:
+        if isinstance(container, Mapping):
+            return container.get(key, default)
+        if isinstance(container, list) and isinstance(key, int) and -len(container) <= key < len(container):
+            return container[key]
+        return default
+
+    def glob(name: str, pattern: str) -> bool:
+        return fnmatch.fnmatchcase(name, pattern)
+
+    def hours(value: Any) -> float:
+        if isinstance(value, timedelta):
+            return value.total_seconds() / 3600
+        raise TypeError("hours() expects a duration")
+
+    return {
+        "time": to_time,
+        "hour": hour,
+        "minute_of_day": minute_of_day,
+        "weekday": weekday,
+        "local_date": local_date,
+        "day_start": day_start,
+        "days_between": days_between,
+        "mentions": mentions,
+        "get": get,
+        "glob": glob,
+        "hours": hours,
+    }
+
+
+#: name -> (min args, max args) of the static functions, for load-time checks.
+STATIC_ARITY: dict[str, tuple[int, int]] = {
+    "time": (1, 2),
+    "hour": (1, 2),
+    "minute_of_day": (1, 2),
+    "weekday": (1, 2),
+    "local_date": (1, 2),
+    "day_start": (1, 2),
+    "days_between": (2, 2),
+    "mentions": (2, 2),
+    "get": (2, 3),
+    "glob": (2, 2),
+    "hours": (1, 1),
+}
