@@ -160,7 +160,7 @@ class SpecFile(_Strict):
     id: Id | None = Field(None, description="Name of this spec; defaults to the file name.")
     description: str = ""
     extends: list[str] = Field(default_factory=list, description="Specs beneath this one, relative paths.")
-    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    defaults: Defaults = Field(default_factory=Defaults)
     let: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Expr] = Field(
         default_factory=dict, description="Named CEL expressions, usable in every expression."
     )
