@@ -28,7 +28,7 @@ class Call:
         """Accept a ``Call`` or a plain ``{"tool", "args", "output"}`` mapping."""
         if isinstance(item, Call):
             return item
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):
             return cls(tool=item.get("tool", ""), args=item.get("args") or {}, output=item.get("output"))
         raise TypeError(f"history items must be Call or mapping with 'tool', got {type(item).__name__}")
 

@@ -89,13 +89,18 @@ class Decision:
                 parts.append(f"The call was changed to {self.action.tool}.")
             if changed:
                 parts.append("Changed " + ", ".join(changed) + ".")
-        decisive = [f for f in self.findings if f.effect != "info"] or list(self.findings)
+        # Lead with the findings that decided the outcome; mention the others after them.
+        wanted = {"allow": ("info", "allow"), "revise": ("revise", "info")}.get(self.outcome, (self.outcome,))
+        decisive = [f for f in self.findings if f.effect in wanted]
+        others = [f for f in self.findings if f.effect not in wanted and f.effect != "info"]
         for f in decisive:
             sentence = f.message.rstrip(".") + "."
             titles = [self.value_titles.get(v, v) for v in f.values]
             if titles:
                 sentence += " This protects " + _join_titles(titles) + "."
             parts.append(sentence)
+        if others:
+            parts.append("Also: " + "; ".join(f.message.rstrip(".") for f in others) + ".")
         if not self.findings:
             parts.append("No rule of the spec objects to this call.")
         return " ".join(parts)

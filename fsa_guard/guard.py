@@ -262,7 +262,7 @@ class Guard:
         stage_started = clock()
         while True:
             verdict = verify(spec, current, now, self._validators.get(current.tool), self.store)
-            findings.extend(verdict.findings)
+            findings.extend(f for f in verdict.findings if f not in findings)  # a converged revision re-fires
             if verdict.deny:
                 outcome = "deny"
                 break

@@ -238,7 +238,8 @@ def _compile(resolved: ResolvedSpec) -> tuple[CompiledSpec | None, list[Problem]
         try:
             return compile_expr(src, let_names)
         except ExprError as exc:
-            problems.append(Problem(where.file, where.line, key, str(exc), code="cel", hint=exc.hint))
+            line = resolved.key_lines.get((where.file, key), where.line)
+            problems.append(Problem(where.file, line, key, str(exc), code="cel", hint=exc.hint))
             return None
 
     lets: dict[str, Compiled] = {}
@@ -277,6 +278,8 @@ def _let_cycles(lets: dict[str, Compiled], resolved: ResolvedSpec) -> Iterable[P
         if state.get(name) == 2 or name not in lets:
             return None
         if state.get(name) == 1:
+            if name not in path:
+                return None  # on a cycle that was already reported
             where = resolved.sources[("let", name)]
             cycle = " -> ".join((*path[path.index(name) :], name))
             return where.problem(f"let names refer to each other in a cycle: {cycle}", code="let-cycle")

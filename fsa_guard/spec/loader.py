@@ -74,6 +74,12 @@ class ResolvedSpec:
     priorities: list[Priority] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
+    key_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, dotted key) -> line
+
+    def at(self, src: Source, suffix: str) -> Source:
+        """The source of the key ``src.key + suffix`` (e.g. ``.when``), on its own line when known."""
+        key = src.key + suffix
+        return Source(src.file, self.key_lines.get((src.file, key), src.line), key)
 
     def canonical(self) -> dict[str, Any]:
         """The resolved spec as plain data, independent of file names and key order."""
@@ -211,6 +217,7 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
     for layer in layers:
         spec = layer.spec
         out.files.append(str(layer.path))
+        out.key_lines.update({(str(layer.path), dotted(k)): n for k, n in layer.lines.items()})
         d = spec.defaults
         if d.unknown_tool is not None:
             if UNKNOWN_TOOL_STRENGTH[d.unknown_tool] < UNKNOWN_TOOL_STRENGTH[out.unknown_tool] and unknown_from:
@@ -258,6 +265,8 @@ def _merge_values(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> N
     for i, card in enumerate(layer.spec.values):
         here = layer.source("values", i)
         earlier = out.sources.get(("values", card.id))
+        if earlier is not None and earlier.file == here.file:
+            continue  # a duplicate id within one file: reported as duplicate-id, not as layering
         if earlier is not None:
             problems.append(
                 here.problem(
@@ -276,6 +285,8 @@ def _merge_norms(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> No
     for i, norm in enumerate(layer.spec.norms):
         here = layer.source("norms", i)
         earlier_src = out.sources.get(("norms", norm.id))
+        if earlier_src is not None and earlier_src.file == here.file:
+            continue  # a duplicate id within one file: reported as duplicate-id, not as layering
         if earlier_src is None:
             out.norms.append(norm)
             out.sources[("norms", norm.id)] = here
@@ -317,6 +328,8 @@ def _merge_budgets(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> 
     for i, budget in enumerate(layer.spec.budgets):
         here = layer.source("budgets", i)
         earlier_src = out.sources.get(("budgets", budget.id))
+        if earlier_src is not None and earlier_src.file == here.file:
+            continue  # a duplicate id within one file: reported as duplicate-id, not as layering
         if earlier_src is None:
             out.budgets.append(budget)
             out.sources[("budgets", budget.id)] = here
@@ -364,12 +377,12 @@ def _check_references(spec: ResolvedSpec) -> Iterable[Problem]:
         for item in items:
             src = spec.sources[(kind, item.id)]
             for j, vid in enumerate(item.serves):
-                p = check(vid, Source(src.file, src.line, f"{src.key}.serves[{j}]"), f"{kind[:-1]} '{item.id}'")
+                p = check(vid, spec.at(src, f".serves[{j}]"), f"{kind[:-1]} '{item.id}'")
                 if p:
                     yield p
     for i, prio in enumerate(spec.priorities):
         src = spec.sources[("priorities", str(i))]
         for key in ("prefer", "over"):
-            p = check(getattr(prio, key), Source(src.file, src.line, f"{src.key}.{key}"), "priority")
+            p = check(getattr(prio, key), spec.at(src, f".{key}"), "priority")
             if p:
                 yield p

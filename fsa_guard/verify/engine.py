@@ -16,11 +16,11 @@ from typing import Any
 
 import cel
 
-from ..action import Action, Call
+from ..action import Action
 from ..decision import Finding
 from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledSpec, ToolPlan
 from ..store.base import Store
-from .functions import HistoryIndex
+from .functions import HistoryIndex, _fixed_offset
 from .schema import ArgsValidator
 
 __all__ = ["Verdict", "verify"]
@@ -124,12 +124,12 @@ def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, 
     if "context" in names:
         variables["context"] = dict(action.context)
     if "now" in names:
-        variables["now"] = now
+        variables["now"] = _fixed_offset(now)
     if "state" in names:
         variables["state"] = _state(spec, store, now)
     functions = dict(plan.functions)
     if "history" in names or plan.history_functions:
-        index = HistoryIndex([Call.coerce(c) for c in action.history])
+        index = HistoryIndex(action.history)
         # Converting the history for CEL is the costly part of a decision; do it only when an
         # expression reads it directly. History functions get the Python-side index instead.
         variables["history"] = index.as_cel() if plan.raw_history else 0

@@ -14,10 +14,10 @@ Time functions read zone-less timestamps and dates in the spec's ``defaults.time
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,50 +36,63 @@ HISTORY_FUNCTIONS: dict[str, tuple[int, int]] = {
     "arg_values": (3, 3),
 }
 
-_SPACES = re.compile(r"\s+")
+
+@functools.lru_cache(maxsize=2048)
+def _fold_cached(text: str) -> str:
+    return "".join(text.split()).casefold()
+
+
+def _fold(text: str) -> str:
+    """Case-folded, without whitespace. Tool outputs recur across an agent run's decisions, so short ones
+    are cached (long ones are not, to bound memory)."""
+    if len(text) <= 8192:
+        return _fold_cached(text)
+    return "".join(text.split()).casefold()
 
 
 def normalize_text(value: Any) -> str:
     """Text for fuzzy containment: JSON for structures, case-folded, without whitespace."""
     if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool) or value is None:
+        return _fold(value)
+    if isinstance(value, bool) or value is None:
         text = json.dumps(value)
     elif isinstance(value, int | float):
         text = repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value))
     else:
         text = json.dumps(value, default=str, sort_keys=True)
-    return _SPACES.sub("", text).casefold()
+    return _fold(text)
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return _SPACES.sub("", a).casefold() == _SPACES.sub("", b).casefold()
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return bool(a == b)
+def _key(value: Any) -> Any:
+    """What equality means in lookups: text ignores case and whitespace; 1 == 1.0; true is not 1."""
+    if isinstance(value, str):
+        return _fold(value)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
 
 
 def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
 
-def _subset(args: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    return all(k in args and _same(args[k], v) for k, v in wanted.items())
-
-
 class HistoryIndex:
     """One decision's history, indexed once: calls by tool, parsed outputs and their normalized text."""
 
-    __slots__ = ("_by_tool", "_calls", "_outputs", "_texts")
+    __slots__ = ("_arg_keys", "_by_tool", "_calls", "_outputs", "_texts")
 
-    def __init__(self, history: Sequence[Call]) -> None:
-        self._calls = list(history)
+    def __init__(self, history: Sequence[Call | Mapping[str, Any]]) -> None:
+        self._calls = [c if type(c) is Call else Call.coerce(c) for c in history]
         self._by_tool: dict[str, list[int]] = {}
         for i, call in enumerate(self._calls):
             self._by_tool.setdefault(call.tool, []).append(i)
         self._outputs: list[Any] = [_UNSET] * len(self._calls)
         self._texts: list[str | None] = [None] * len(self._calls)
+        self._arg_keys: dict[tuple[int, str], Any] = {}
 
     def _indices(self, tool: str) -> list[int]:
         if not _is_glob(tool):
@@ -99,10 +112,20 @@ class HistoryIndex:
             text = self._texts[i] = normalize_text(out if isinstance(out, str) else self._output(i))
         return text
 
+    def _arg_key(self, i: int, name: str) -> Any:
+        """The lookup key of call ``i``'s arg ``name`` (computed once per decision), or _UNSET."""
+        k = (i, name)
+        found = self._arg_keys.get(k, _UNSET)
+        if found is _UNSET:
+            args = self._calls[i].args
+            found = self._arg_keys[k] = _key(args[name]) if name in args else _MISSING
+        return found
+
     def _matching(self, tool: str, args: Mapping[str, Any] | None = None) -> list[int]:
         idx = self._indices(tool)
         if args:
-            idx = [i for i in idx if _subset(self._calls[i].args, args)]
+            wanted = [(name, _key(v)) for name, v in args.items()]
+            idx = [i for i in idx if all(self._arg_key(i, name) == w for name, w in wanted)]
         return sorted(idx) if _is_glob(tool) else idx
 
     def as_cel(self) -> list[dict[str, Any]]:
@@ -125,7 +148,8 @@ class HistoryIndex:
 
     def seen(self, _h: Any, tool: str, key: str, value: Any) -> bool:
         """``seen(history, tool, key, value)``: an earlier call of ``tool`` had ``args[key] == value``."""
-        return any(key in self._calls[i].args and _same(self._calls[i].args[key], value) for i in self._indices(tool))
+        wanted = _key(value)
+        return any(self._arg_key(i, key) == wanted for i in self._indices(tool))
 
     def last_output(self, _h: Any, tool: str, args: Mapping[str, Any] | None = None) -> Any:
         """``last_output(history, tool[, args])``: output of the latest matching call, or null."""
@@ -154,6 +178,13 @@ class HistoryIndex:
 
 
 _UNSET: Any = object()
+_MISSING: Any = object()
+
+
+def _fixed_offset(value: datetime) -> datetime:
+    """``value`` with a fixed-offset tzinfo: the CEL package cannot convert datetimes in a ZoneInfo zone."""
+    offset = value.utcoffset()
+    return value if offset is None else value.astimezone(timezone(offset))
 
 
 def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
@@ -218,12 +249,12 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         raise TypeError("hours() expects a duration")
 
     return {
-        "time": to_time,
+        "time": lambda *a: _fixed_offset(to_time(*a)),
         "hour": hour,
         "minute_of_day": minute_of_day,
         "weekday": weekday,
         "local_date": local_date,
-        "day_start": day_start,
+        "day_start": lambda *a: _fixed_offset(day_start(*a)),
         "days_between": days_between,
         "mentions": mentions,
         "get": get,

@@ -1,0 +1,223 @@
+"""The ``fsa-guard`` command line: check an action, lint a spec, print the spec's JSON Schema, run the demo.
+
+Exit codes (every command): 0 success (for ``check``: allow or revise), 1 for ``check`` a deny and for
+``lint`` a spec with errors, 2 invalid or unreadable input (the message names file, line and key), 3 for
+``check`` an escalation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .action import Action, Call
+from .decision import Decision
+from .errors import Problem, SpecError
+from .guard import Guard
+from .spec.lint import lint_spec
+from .spec.model import SpecFile
+
+EXIT_OK, EXIT_DENY, EXIT_INPUT, EXIT_ESCALATE = 0, 1, 2, 3
+_EXIT_FOR = {"allow": EXIT_OK, "revise": EXIT_OK, "deny": EXIT_DENY, "escalate": EXIT_ESCALATE}
+
+app = typer.Typer(
+    name="fsa-guard",
+    help="Put a person's values between an AI agent and the world.\n\n"
+    "Exit codes: 0 ok (check: allow or revise), 1 check: deny / lint: errors found, "
+    "2 invalid or unreadable input, 3 check: escalate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": "yellow"}
+
+SpecsArg = Annotated[list[Path], typer.Argument(help="Spec files, later layered over earlier.", show_default=False)]
+
+
+def _fail_input(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(EXIT_INPUT)
+
+
+def _print_problems(problems: list[Problem], console: Console) -> None:
+    for p in problems:
+        color = "red" if p.severity == "error" else "yellow"
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        key = f" [bold]{p.key}[/bold]:" if p.key else ""
+        hint = f" [dim]({_esc(p.hint)})[/dim]" if p.hint else ""
+        console.print(f"[{color}]{p.severity}[/{color}] {where}:{key} {_esc(p.message)}{hint}", markup=True)
+
+
+def _esc(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def _load_guard(specs: list[Path]) -> Guard:
+    try:
+        return Guard.from_files(*specs)
+    except SpecError as exc:
+        _print_problems(exc.problems, err)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+def _read_action_source(value: str) -> tuple[str, str]:
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail_input(f"cannot read action file {path}: {exc}") from None
+    if value == "-":
+        return sys.stdin.read(), "<stdin>"
+    return value, "--action"
+
+
+def _parse_actions(text: str, where: str) -> list[Action]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail_input(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    items = data if isinstance(data, list) else [data]
+    return [
+        _action_from_json(item, f"{where}" + (f"[{i}]" if isinstance(data, list) else ""))
+        for i, item in enumerate(items)
+    ]
+
+
+def _action_from_json(item: Any, where: str) -> Action:
+    if not isinstance(item, dict):
+        raise _fail_input(f"{where}: an action must be a JSON object with 'tool' and 'args'")
+    allowed = {"tool", "args", "request", "history", "context", "now", "id"}
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise _fail_input(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    tool = item.get("tool")
+    if not isinstance(tool, str) or not tool:
+        raise _fail_input(f"{where}.tool: expected a non-empty string")
+    args = item.get("args", {})
+    if not isinstance(args, dict):
+        raise _fail_input(f"{where}.args: expected an object")
+    request = item.get("request", "")
+    if not isinstance(request, str):
+        raise _fail_input(f"{where}.request: expected a string")
+    history = item.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(h, dict) and isinstance(h.get("tool"), str) for h in history
+    ):
+        raise _fail_input(f"{where}.history: expected a list of objects with 'tool', 'args' and 'output'")
+    context = item.get("context", {})
+    if not isinstance(context, dict):
+        raise _fail_input(f"{where}.context: expected an object")
+    now = None
+    if item.get("now") is not None:
+        try:
+            now = datetime.fromisoformat(str(item["now"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise _fail_input(f"{where}.now: expected an ISO 8601 time such as 2026-03-01T09:30:00+01:00") from None
+    return Action(
+        tool=tool,
+        args=args,
+        request=request,
+        history=tuple(Call.coerce(h) for h in history),
+        context=context,
+        now=now,
+        id=item.get("id"),
+    )
+
+
+def _render(decision: Decision) -> None:
+    color = _COLOR[decision.outcome]
+    out.print(f"[bold {color}]{decision.outcome.upper()}[/bold {color}]  {_esc(decision.proposed.tool)}", markup=True)
+    out.print(f"  proposed: {_esc(json.dumps(decision.proposed.to_dict(), default=str))}", markup=True)
+    if decision.outcome == "revise":
+        out.print(f"  run:      {_esc(json.dumps(decision.action.to_dict(), default=str))}", markup=True)
+    if decision.findings:
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        for col in ("source", "id", "effect", "message"):
+            table.add_column(col, overflow="fold")
+        for f in decision.findings:
+            table.add_row(f.source, f.id, f.effect, f.message)
+        out.print(table)
+    out.print(f"  [dim]{_esc(decision.explain())}[/dim]", markup=True)
+
+
+@app.command()
+def check(
+    specs: SpecsArg,
+    action: Annotated[
+        str,
+        typer.Option(
+            "--action",
+            "-a",
+            help="The action as JSON, @file.json, or - for stdin. A JSON list decides several in order "
+            "(budgets accumulate).",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Decision as JSON.")] = False,
+) -> None:
+    """Decide an action against SPECS. Exit 0 allow/revise, 1 deny, 3 escalate, 2 invalid input."""
+    guard = _load_guard(specs)
+    text, where = _read_action_source(action)
+    actions = _parse_actions(text, where)
+    decisions = [guard.decide(a) for a in actions]
+    if as_json:
+        payload: Any = [d.to_dict() for d in decisions] if text.lstrip().startswith("[") else decisions[0].to_dict()
+        out.print_json(json.dumps(payload, default=str))
+    else:
+        for d in decisions:
+            _render(d)
+    worst = max(decisions, key=lambda d: {"allow": 0, "revise": 0, "escalate": 1, "deny": 2}[d.outcome])
+    raise typer.Exit(_EXIT_FOR[worst.outcome])
+
+
+@app.command()
+def lint(
+    specs: SpecsArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
+) -> None:
+    """Print every problem of SPECS (errors and warnings). Exit 0 no errors, 1 errors, 2 unreadable file."""
+    problems = lint_spec(*specs)
+    errors = [p for p in problems if p.severity == "error"]
+    unreadable = any(p.code in ("missing-file", "unreadable") for p in errors)
+    if as_json:
+        out.print_json(json.dumps([p.to_dict() for p in problems]))
+    elif problems:
+        _print_problems(problems, out)
+        out.print(f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+    else:
+        out.print("[green]no problems[/green]", markup=True)
+    raise typer.Exit(EXIT_INPUT if unreadable else EXIT_DENY if errors else EXIT_OK)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec format (for editor autocompletion)."""
+    doc = SpecFile.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "fsa_guard value spec"
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+@app.command()
+def demo(
+    pause: Annotated[float, typer.Option(help="Seconds to pause between steps.", min=0.0)] = 0.0,
+) -> None:
+    """Run an offline, scripted personal-assistant session through a guarded agent loop."""
+    from .demo import run_demo
+
+    run_demo(Console(highlight=False), pause=pause)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

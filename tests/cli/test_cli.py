@@ -1,0 +1,132 @@
+"""The fsa-guard command line: check, lint, schema, demo, exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+from typer.testing import CliRunner
+
+from fsa_guard.cli import app
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+SPEC = str(CORPUS / "spec.yaml")
+runner = CliRunner()
+
+
+def test_check_table_output_shows_outcome_findings_and_explanation() -> None:
+    action = {"tool": "tip", "args": {"amount": 35.0}}
+    result = runner.invoke(app, ["check", SPEC, "--action", json.dumps(action)])
+    assert result.exit_code == 0
+    assert "REVISE" in result.stdout
+    assert "cap-tips" in result.stdout
+    assert "Careful stewardship of money" in result.stdout  # the explanation cites the value by title
+
+
+def test_check_reads_action_from_file_and_stdin(tmp_path: Path) -> None:
+    action = {"tool": "delete_account", "args": {}}
+    path = tmp_path / "action.json"
+    path.write_text(json.dumps(action))
+    from_file = runner.invoke(app, ["check", SPEC, "--action", f"@{path}", "--json"])
+    from_stdin = runner.invoke(app, ["check", SPEC, "--action", "-", "--json"], input=json.dumps(action))
+    for result in (from_file, from_stdin):
+        assert result.exit_code == 1
+        assert json.loads(result.stdout)["findings"][0]["id"] == "unknown-tool"
+
+
+def test_check_list_of_actions_shares_budget_state() -> None:
+    pay = {"tool": "send_money", "args": {"recipient": "DE1", "amount": 400.0}, "request": "pay DE1"}
+    result = runner.invoke(app, ["check", SPEC, "--action", json.dumps([pay, pay, pay]), "--json"])
+    outcomes = [d["outcome"] for d in json.loads(result.stdout)]
+    assert outcomes == ["allow", "allow", "deny"]  # 1200 > the daily limit of 1000
+    assert result.exit_code == 1
+
+
+def test_invalid_action_json_exits_2_with_position() -> None:
+    result = runner.invoke(app, ["check", SPEC, "--action", '{"tool": "tip",'])
+    assert result.exit_code == 2
+    assert "--action:1:" in result.stderr and "not valid JSON" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_action_with_wrong_shape_exits_2_naming_the_key() -> None:
+    result = runner.invoke(app, ["check", SPEC, "--action", '{"tool": "tip", "args": [1]}'])
+    assert result.exit_code == 2
+    assert "--action.args: expected an object" in result.stderr
+    result = runner.invoke(app, ["check", SPEC, "--action", '{"tool": "tip", "argz": {}}'])
+    assert result.exit_code == 2
+    assert "unknown key(s) argz" in result.stderr
+
+
+def test_invalid_spec_exits_2_with_file_line_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fsa_guard: 1\nnorms:\n  - id: x\n    tools: [t]\n    effect: forbid\n")
+    result = runner.invoke(app, ["check", str(bad), "--action", '{"tool": "t"}'])
+    assert result.exit_code == 2
+    assert f"{bad}:5: norms[0].effect" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_spec_file_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(tmp_path / "nope.yaml"), "--action", '{"tool": "t"}'])
+    assert result.exit_code == 2
+    assert "spec file not found" in result.stderr
+
+
+def test_lint_clean_spec_exits_0() -> None:
+    result = runner.invoke(app, ["lint", SPEC])
+    assert result.exit_code == 0, result.stdout
+    assert "no problems" in result.stdout
+
+
+def test_lint_reports_errors_and_warnings_with_lines(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "fsa_guard: 1\n"
+        "values:\n"
+        "  - id: v\n"
+        "    title: Family values\n"
+        "    attends_to: [being good]\n"
+        "    tools: [t]\n"
+        "norms:\n"
+        "  - id: n\n"
+        "    tools: [t]\n"
+        "    when: 'action.args.x > '\n"
+        "    effect: deny\n"
+    )
+    result = runner.invoke(app, ["lint", str(spec), "--json"])
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)
+    errors = [p for p in problems if p["severity"] == "error"]
+    assert [(p["line"], p["key"], p["code"]) for p in errors] == [(10, "norms[0].when", "cel")]
+    codes = {p["code"] for p in problems if p["severity"] == "warning"}
+    assert {"slogan", "policy-form", "policy-count", "vague", "no-serves"} <= codes
+
+
+def test_lint_missing_file_exits_2(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["lint", str(tmp_path / "missing.yaml")]).exit_code == 2
+
+
+def test_schema_is_valid_json_schema_that_accepts_the_corpus_spec() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load(Path(SPEC).read_text()), schema)
+    bad = {"fsa_guard": 1, "norms": [{"id": "x", "tools": ["t"], "effect": "forbid"}]}
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+
+
+def test_console_script_help_documents_exit_codes() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", "from fsa_guard.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0
+    assert "Exit codes" in out.stdout

@@ -1,0 +1,283 @@
+"""Layering: a later layer may add and tighten, never remove, replace or loosen. And the spec digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fsa_guard import Action, Guard, SpecError, load_spec
+
+BASE = """
+fsa_guard: 1
+id: baseline
+defaults:
+  unknown_tool: escalate
+let:
+  big: action.args.amount > 100.0
+values:
+  - id: careful-money
+    title: Careful stewardship of money
+    attends_to:
+      - MOMENTS when a purchase serves a lasting need rather than an impulse
+norms:
+  - id: big-payments
+    description: Big payments need approval.
+    tools: [pay, buy]
+    when: big
+    effect: escalate
+    serves: [careful-money]
+budgets:
+  - id: daily-spend
+    tools: [pay]
+    measure: action.args.amount
+    limit: 1000
+    window: 1d
+    on_exceed: escalate
+"""
+
+
+@pytest.fixture
+def base(write_spec) -> Path:
+    return write_spec(BASE, name="baseline.yaml")
+
+
+def layer(write_spec, body: str) -> Path:
+    return write_spec("fsa_guard: 1\nid: alice\nextends: [baseline.yaml]\n" + body.lstrip("\n"), name="alice.yaml")
+
+
+def rejected(path: Path, base: Path, item_id: str) -> str:
+    """Load ``path`` expecting exactly one layering problem; return its message."""
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    problems = [p for p in info.value.problems if p.severity == "error"]
+    assert len(problems) == 1, [str(p) for p in problems]
+    p = problems[0]
+    assert p.code.startswith("layer-")
+    assert p.file == str(path)  # reported where the offending layer wrote it ...
+    assert p.line is not None and p.line >= 4
+    assert str(base) in p.message  # ... naming the earlier file
+    assert f"'{item_id}'" in p.message or item_id in p.key  # ... and the id
+    return p.message
+
+
+def test_adding_norms_values_and_budgets(write_spec, base):
+    alice = layer(
+        write_spec,
+        """
+values:
+  - id: tenderness
+    title: Tenderness with friends
+    attends_to: [MOMENTS of care in what I write to friends]
+norms:
+  - id: no-crypto
+    tools: [buy]
+    when: action.args.item == "crypto"
+    effect: deny
+    serves: [careful-money, tenderness]
+budgets:
+  - id: messages
+    tools: [send_message]
+    limit: 20
+    window: 1h
+""",
+    )
+    spec = load_spec(alice)
+    assert [n.id for n in spec.norms] == ["big-payments", "no-crypto"]
+    assert [b.id for b in spec.budgets] == ["daily-spend", "messages"]
+    assert set(spec.values) == {"careful-money", "tenderness"}
+    assert spec.files == [str(base), str(alice)]
+    guard = Guard(spec)
+    assert guard.decide(Action("buy", {"item": "crypto", "amount": 5.0})).outcome == "deny"
+    assert guard.decide(Action("pay", {"amount": 500.0})).outcome == "escalate"  # the base norm still holds
+
+
+def test_layers_given_as_several_files_apply_left_to_right(write_spec, base):
+    extra = write_spec(
+        "fsa_guard: 1\nid: extra\nnorms:\n  - id: big-payments\n    tools: [pay, buy]\n    when: big\n"
+        "    effect: deny\n    serves: [careful-money]\n",
+        name="extra.yaml",
+    )
+    spec = load_spec(base, extra)
+    assert spec.id == "extra"
+    assert spec.files == [str(base), str(extra)]
+    assert Guard(spec).decide(Action("pay", {"amount": 500.0})).outcome == "deny"
+
+
+def test_strengthening_an_effect(write_spec, base):
+    alice = layer(
+        write_spec,
+        """
+norms:
+  - id: big-payments
+    tools: [pay, buy, purchase_*]
+    when: big
+    effect: deny
+    serves: [careful-money]
+""",
+    )
+    spec = load_spec(alice)
+    assert [n.norm.effect for n in spec.norms] == ["deny"]
+    guard = Guard(spec)
+    assert guard.decide(Action("pay", {"amount": 500.0})).outcome == "deny"
+    assert guard.decide(Action("purchase_tv", {"amount": 500.0})).outcome == "deny"  # a tool was added
+
+
+def test_tightening_a_budget(write_spec, base):
+    alice = layer(
+        write_spec,
+        """
+budgets:
+  - id: daily-spend
+    tools: [pay, buy]
+    measure: action.args.amount
+    limit: 100
+    window: 2d
+    on_exceed: deny
+""",
+    )
+    (budget,) = load_spec(alice).budgets
+    assert budget.budget.limit == 100 and budget.window_s == 2 * 86400 and budget.budget.on_exceed == "deny"
+
+
+def test_tightening_unknown_tool(write_spec, base):
+    alice = layer(write_spec, "defaults:\n  unknown_tool: deny\n")
+    spec = load_spec(alice)
+    assert spec.unknown_tool == "deny"
+    assert Guard(spec).decide(Action("rm_rf", {})).outcome == "deny"
+
+
+def test_repeating_a_let_unchanged_is_fine(write_spec, base):
+    alice = layer(write_spec, "let:\n  big: action.args.amount > 100.0\n")
+    assert load_spec(alice).lets.keys() == {"big"}
+
+
+NORM_CHANGES = {
+    "loosen the effect": (
+        "tools: [pay, buy]\n    when: big\n    effect: revise\n    revise: {amount: '100.0'}",
+        "loosened from 'escalate' to 'revise'",
+    ),
+    "allow": ("tools: [pay, buy]\n    when: big\n    effect: allow", "loosened from 'escalate' to 'allow'"),
+    "change when": ("tools: [pay, buy]\n    when: action.args.amount > 1000.0\n    effect: escalate", "condition"),
+    "narrow tools": ("tools: [pay]\n    when: big\n    effect: escalate", "narrowed to fewer tools"),
+}
+
+
+@pytest.mark.parametrize("change", NORM_CHANGES)
+def test_loosening_a_norm_is_rejected(write_spec, base, change):
+    body, why = NORM_CHANGES[change]
+    alice = layer(write_spec, f"norms:\n  - id: big-payments\n    {body}\n    serves: [careful-money]\n")
+    message = rejected(alice, base, "big-payments")
+    assert why in message
+
+
+def test_detaching_a_norm_from_its_values_is_rejected(write_spec, base):
+    alice = layer(write_spec, "norms:\n  - id: big-payments\n    tools: [pay, buy]\n    when: big\n    effect: deny\n")
+    assert "detached" in rejected(alice, base, "big-payments")
+
+
+BUDGET_CHANGES = {
+    "raise the limit": ("limit: 5000\n    window: 1d\n    on_exceed: escalate", "raised from 1000 to 5000"),
+    "shorten the window": ("limit: 1000\n    window: 1h\n    on_exceed: escalate", "shorter window"),
+}
+
+
+@pytest.mark.parametrize("change", BUDGET_CHANGES)
+def test_loosening_a_budget_is_rejected(write_spec, base, change):
+    body, why = BUDGET_CHANGES[change]
+    alice = layer(
+        write_spec, f"budgets:\n  - id: daily-spend\n    tools: [pay]\n    measure: action.args.amount\n    {body}\n"
+    )
+    assert why in rejected(alice, base, "daily-spend")
+
+
+def test_on_exceed_deny_cannot_become_escalate(write_spec):
+    base = write_spec(
+        "fsa_guard: 1\nbudgets:\n  - id: b\n    tools: [pay]\n    limit: 3\n    window: 1d\n    on_exceed: deny\n",
+        name="baseline.yaml",
+    )
+    alice = layer(write_spec, "budgets:\n  - id: b\n    tools: [pay]\n    limit: 3\n    window: 1d\n    on_exceed: escalate\n")
+    assert "on_exceed" in rejected(alice, base, "b")
+
+
+def test_relaxing_unknown_tool_is_rejected(write_spec, base):
+    alice = layer(write_spec, "defaults:\n  unknown_tool: allow\n")
+    message = rejected(alice, base, "unknown_tool")
+    assert "'escalate'" in message and "'allow'" in message
+
+
+def test_redefining_a_let_is_rejected(write_spec, base):
+    alice = layer(write_spec, "let:\n  big: action.args.amount > 100000.0\n")
+    rejected(alice, base, "big")
+
+
+def test_replacing_a_value_card_is_rejected(write_spec, base):
+    alice = layer(
+        write_spec,
+        "values:\n  - id: careful-money\n    title: Spend freely\n    attends_to: [MOMENTS of joy in buying things]\n",
+    )
+    rejected(alice, base, "careful-money")
+
+
+def test_a_rejected_layer_cannot_be_used(write_spec, base):
+    alice = layer(write_spec, "norms:\n  - id: big-payments\n    tools: [pay, buy]\n    when: big\n    effect: allow\n")
+    with pytest.raises(SpecError):
+        Guard.from_files(alice)
+
+
+# -- digest --------------------------------------------------------------------------------------------
+
+SPEC_A = """
+fsa_guard: 1
+id: same
+defaults:
+  unknown_tool: deny
+norms:
+  - id: n
+    tools: [pay]
+    when: action.args.amount > 10.0
+    effect: deny
+budgets:
+  - id: b
+    tools: [pay]
+    limit: 3
+    window: 1h
+"""
+
+# The same content with keys in another order and other formatting.
+SPEC_B = """
+budgets:
+- window: 1h
+  limit: 3.0
+  id: b
+  tools: ["pay"]
+norms:
+- effect: deny
+  when: "action.args.amount > 10.0"
+  tools: [pay]
+  id: n
+defaults: {unknown_tool: deny}
+id: same
+fsa_guard: 1
+"""
+
+
+def test_digest_is_stable_across_file_names_and_key_order(write_spec):
+    a = load_spec(write_spec(SPEC_A, name="one.yaml"))
+    b = load_spec(write_spec(SPEC_B, name="sub/two.yaml"))
+    again = load_spec(write_spec(SPEC_A, name="three.yaml"))
+    assert a.digest.startswith("sha256:") and len(a.digest) == len("sha256:") + 64
+    assert a.digest == b.digest == again.digest
+
+
+def test_digest_changes_when_a_norm_changes(write_spec):
+    a = load_spec(write_spec(SPEC_A, name="one.yaml"))
+    b = load_spec(write_spec(SPEC_A.replace("> 10.0", "> 11.0"), name="two.yaml"))
+    c = load_spec(write_spec(SPEC_A.replace("effect: deny", "effect: escalate"), name="three.yaml"))
+    assert len({a.digest, b.digest, c.digest}) == 3
+
+
+def test_digest_is_recorded_in_every_decision(write_spec):
+    spec = load_spec(write_spec(SPEC_A))
+    d = Guard(spec).decide(Action("pay", {"amount": 1.0}))
+    assert d.spec_digest == spec.digest and d.spec_id == "same"
