@@ -71,5 +71,21 @@ class Action:
         return replace(self, args=dict(args), tool=tool or self.tool)
 
     def to_dict(self) -> dict[str, Any]:
-        """The call part of the action (tool and args), JSON-ready."""
-        return {"tool": self.tool, "args": dict(self.args)}
+        """The call part of the action (tool and args), JSON-ready even when the action is malformed."""
+        args = self.args if isinstance(self.args, Mapping) else {"<malformed>": self.args}
+        return {"tool": jsonable(self.tool), "args": jsonable(args)}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready data: containers recursively, times as ISO text, anything else as its repr."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else repr(value)
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else repr(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)

@@ -141,10 +141,13 @@ class Guard:
         sig = inspect.signature(fn)
 
         def action_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Action, Session | None]:
-            bound = sig.bind(*args, **kwargs)
-            call_args = dict(bound.arguments)
+            try:
+                call_args = dict(sig.bind(*args, **kwargs).arguments)
+            except TypeError:
+                # Unknown or missing arguments: still decide, so the caller gets a malformed-action Decision.
+                call_args = {**dict(zip(sig.parameters, args, strict=False)), **kwargs}
             for pname, param in sig.parameters.items():
-                if param.kind is inspect.Parameter.VAR_KEYWORD and pname in call_args:
+                if param.kind is inspect.Parameter.VAR_KEYWORD and isinstance(call_args.get(pname), dict):
                     call_args.update(call_args.pop(pname))
             s = _SESSION.get()
             if s is None:
@@ -466,9 +469,9 @@ class Guard:
 
     def _record(self, decision: Decision) -> Decision:
         assert self.audit is not None
-        record = decision.to_dict()
-        record["time"] = datetime.now(UTC).isoformat()
         try:
+            record = decision.to_dict()
+            record["time"] = datetime.now(UTC).isoformat()
             self.audit.write(record)
         except Exception as exc:  # any failure to record must fail closed
             self._release(decision.reservations)

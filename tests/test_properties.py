@@ -141,6 +141,13 @@ def build_guard(spec: dict[str, Any]) -> Guard:
 
 # -- random actions ------------------------------------------------------------------------------------
 
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Pick a strategy by weight (``st.one_of`` flattens nested choices, which skews the mix)."""
+    table = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.integers(0, len(table) - 1).flatmap(lambda i: table[i])
+
+
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -163,7 +170,17 @@ odd_values = st.one_of(
     st.builds(lambda: datetime(2025, 1, 1, tzinfo=UTC)),
     st.tuples(st.integers()),
 )
-arg_values = st.one_of(json_values, json_values, json_values, odd_values)
+arg_values = weighted((8, json_values), (1, odd_values))
+typed_args = st.fixed_dictionaries(
+    {},
+    optional={
+        "amount": st.floats(-10, 2000, allow_nan=False) | st.integers(-10, 2000),
+        "to": st.sampled_from(["US13", "FR99", "alice", "bob@example.com"]),
+        "text": st.text(max_size=8),
+        "flag": st.booleans(),
+        "items": st.lists(st.text(max_size=3), max_size=3),
+    },
+)
 arg_maps = st.dictionaries(st.one_of(names, st.text(max_size=6)), arg_values, max_size=5)
 bad_args = st.one_of(
     st.lists(st.integers(), max_size=3),
@@ -191,8 +208,8 @@ calls = st.builds(
 
 @st.composite
 def actions(draw: st.DrawFn) -> Action:
-    tool = draw(st.one_of(st.sampled_from(TOOLS), st.sampled_from(TOOLS), st.text(max_size=8)))
-    args = draw(st.one_of(arg_maps, arg_maps, arg_maps, bad_args))
+    tool = draw(weighted((4, st.sampled_from(TOOLS)), (1, st.text(max_size=8))))
+    args = draw(weighted((10, typed_args), (7, arg_maps), (3, bad_args)))
     return Action(
         tool=tool,
         args=args,

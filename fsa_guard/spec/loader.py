@@ -120,48 +120,54 @@ def load_layers(paths: Sequence[str | Path]) -> tuple[list[Layer], list[Problem]
         if path in done:
             return
         done.add(path)
-        layer = _read(path, problems, ref)
-        if layer is None:
-            return
-        for i, rel in enumerate(layer.spec.extends):
-            visit(path.parent / rel, (*stack, path), layer.source("extends", i))
-        layers.append(layer)
+        layer, extends, lines = _read(path, problems, ref)
+        for i, rel in enumerate(extends):
+            # files beneath are read even when this one is invalid, so all problems show in one run
+            where = Source(str(path), line_for(lines, ("extends", i)), f"extends[{i}]")
+            visit(path.parent / rel, (*stack, path), where)
+        if layer is not None:
+            layers.append(layer)
 
     for p in paths:
         visit(Path(p), (), None)
     return layers, problems
 
 
-def _read(path: Path, problems: list[Problem], ref: Source | None) -> Layer | None:
+def _read(path: Path, problems: list[Problem], ref: Source | None) -> tuple[Layer | None, list[str], dict[Path_, int]]:
+    """Parse and validate one file; also return its ``extends`` entries, valid or not."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         msg = f"spec file not found: {path}"
         problems.append((ref or Source(str(path), None, "")).problem(msg, code="missing-file"))
-        return None
+        return None, [], {}
     except (OSError, UnicodeDecodeError) as exc:
         problems.append((ref or Source(str(path), None, "")).problem(f"cannot read {path}: {exc}", code="unreadable"))
-        return None
+        return None, [], {}
     try:
         data, lines = load_with_lines(text)
     except YAMLProblem as exc:
-        problems.append(Problem(str(path), exc.line, exc.key, exc.message, code="yaml"))
-        return None
+        last = text.count("\n") + (0 if text.endswith("\n") else 1)
+        line = min(exc.line, max(last, 1)) if exc.line else None
+        problems.append(Problem(str(path), line, exc.key, exc.message, code="yaml"))
+        return None, [], {}
     if not isinstance(data, dict):
         problems.append(
             Problem(str(path), 1, "", "a spec must be a mapping with 'fsa_guard: 1' at the top", code="not-a-spec")
         )
-        return None
+        return None, [], lines
+    raw_extends = data.get("extends")
+    extends = [e for e in raw_extends if isinstance(e, str)] if isinstance(raw_extends, list) else []
     try:
         spec = SpecFile.model_validate(data)
     except ValidationError as exc:
         problems.extend(_validation_problems(path, exc, lines))
-        return None
+        return None, extends, lines
     if spec.id is None:
         spec = spec.model_copy(update={"id": path.stem})
     layer = Layer(path, spec, lines)
     problems.extend(_duplicate_ids(layer))
-    return layer
+    return layer, extends, lines
 
 
 _FIELDS: dict[str, Any] = {
@@ -191,8 +197,9 @@ def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, in
             loc = loc[:-1] or loc
         else:
             message = err["msg"].removeprefix("Value error, ")
-            if "input" in err and kind not in ("model_type", "dict_type"):
-                message += f" (got {err['input']!r})"[:200]
+            given = err.get("input")
+            if given is not None and not isinstance(given, dict | list) and kind != "value_error":
+                message += f" (got {given!r})"[:200]
         yield Problem(str(path), line_for(lines, loc), dotted(loc), message, code=kind, hint=hint)
 
 

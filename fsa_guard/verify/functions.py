@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
@@ -37,30 +38,65 @@ HISTORY_FUNCTIONS: dict[str, tuple[int, int]] = {
 }
 
 
-@functools.lru_cache(maxsize=2048)
-def _fold_cached(text: str) -> str:
-    return "".join(text.split()).casefold()
+_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value))
+    return json.dumps(value, default=str, sort_keys=True)
 
 
 def _fold(text: str) -> str:
-    """Case-folded, without whitespace. Tool outputs recur across an agent run's decisions, so short ones
-    are cached (long ones are not, to bound memory)."""
-    if len(text) <= 8192:
-        return _fold_cached(text)
+    """Case-folded, without whitespace: what equality of two texts means in lookups."""
     return "".join(text.split()).casefold()
 
 
-def normalize_text(value: Any) -> str:
-    """Text for fuzzy containment: JSON for structures, case-folded, without whitespace."""
-    if isinstance(value, str):
-        return _fold(value)
-    if isinstance(value, bool) or value is None:
-        text = json.dumps(value)
-    elif isinstance(value, int | float):
-        text = repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value))
-    else:
-        text = json.dumps(value, default=str, sort_keys=True)
-    return _fold(text)
+@functools.lru_cache(maxsize=2048)
+def _tokens_cached(text: str) -> tuple[str, frozenset[int]]:
+    return _tokens_uncached(text)
+
+
+def _tokens_uncached(text: str) -> tuple[str, frozenset[int]]:
+    tokens = _TOKEN.findall(text.casefold())
+    bounds = {0}
+    pos = 0
+    for tok in tokens:
+        pos += len(tok)
+        bounds.add(pos)
+    return "".join(tokens), frozenset(bounds)
+
+
+def token_text(value: Any) -> tuple[str, frozenset[int]]:
+    """The letters and digits of ``value``'s text, case-folded and joined, with the offsets where words end.
+
+    Tool outputs recur across the decisions of one agent run, so short texts are cached (long ones are
+    not, to bound memory).
+    """
+    text = _as_text(value)
+    return _tokens_cached(text) if len(text) <= 8192 else _tokens_uncached(text)
+
+
+def contains(haystack: tuple[str, frozenset[int]], value: Any) -> bool:
+    """Whether ``value``'s words occur in ``haystack`` as whole words, ignoring case, spacing and punctuation.
+
+    "DE89 3704 0044" matches "DE8937040044" and "Sam" matches "thank Sam!", but "US1" does not match
+    "US13" and "1" does not match "2014": a match must start and end at word boundaries of the haystack.
+    """
+    needle, _ = token_text(value)
+    if not needle:
+        return False
+    text, bounds = haystack
+    i = text.find(needle)
+    while i != -1:
+        if i in bounds and i + len(needle) in bounds:
+            return True
+        i = text.find(needle, i + 1)
+    return False
 
 
 def _key(value: Any) -> Any:
@@ -91,7 +127,7 @@ class HistoryIndex:
         for i, call in enumerate(self._calls):
             self._by_tool.setdefault(call.tool, []).append(i)
         self._outputs: list[Any] = [_UNSET] * len(self._calls)
-        self._texts: list[str | None] = [None] * len(self._calls)
+        self._texts: list[tuple[str, frozenset[int]] | None] = [None] * len(self._calls)
         self._arg_keys: dict[tuple[int, str], Any] = {}
 
     def _indices(self, tool: str) -> list[int]:
@@ -105,11 +141,11 @@ class HistoryIndex:
             out = self._outputs[i] = self._calls[i].parsed_output()
         return out
 
-    def _text(self, i: int) -> str:
+    def _text(self, i: int) -> tuple[str, frozenset[int]]:
         text = self._texts[i]
         if text is None:
             out = self._calls[i].output
-            text = self._texts[i] = normalize_text(out if isinstance(out, str) else self._output(i))
+            text = self._texts[i] = token_text(out if isinstance(out, str) else self._output(i))
         return text
 
     def _arg_key(self, i: int, name: str) -> Any:
@@ -161,12 +197,11 @@ class HistoryIndex:
         return [self._output(i) for i in self._matching(tool, args)]
 
     def in_outputs(self, _h: Any, value: Any, tool: str | None = None) -> bool:
-        """``in_outputs(history, value[, tool])``: ``value`` occurs in an earlier output (ignoring case/spaces)."""
-        needle = normalize_text(value)
-        if not needle:
+        """``in_outputs(history, value[, tool])``: ``value`` occurs as whole words in an earlier output."""
+        if not token_text(value)[0]:
             return False
         idx = range(len(self._calls)) if tool is None else self._indices(tool)
-        return any(needle in self._text(i) for i in idx)
+        return any(contains(self._text(i), value) for i in idx)
 
     def arg_values(self, _h: Any, tool: str, key: str) -> list[Any]:
         """``arg_values(history, tool, key)``: the values ``args[key]`` took in earlier calls of ``tool``."""
@@ -230,8 +265,7 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         return (date.fromisoformat(local_date(b)) - date.fromisoformat(local_date(a))).days
 
     def mentions(text: Any, value: Any) -> bool:
-        needle = normalize_text(value)
-        return bool(needle) and needle in normalize_text(text)
+        return contains(token_text(text), value)
 
     def get(container: Any, key: Any, default: Any = None) -> Any:
         if isinstance(container, Mapping):

@@ -81,3 +81,9 @@ def run_case() -> Callable[[CompiledSpec, Case], Decision]:
         return decision
 
     return run
+
+
+@pytest.fixture
+def decide() -> Callable[[CompiledSpec, Case], Decision]:
+    """Decide a labelled case without checking it (to compare one case under different specs)."""
+    return decide_case

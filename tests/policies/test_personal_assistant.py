@@ -170,6 +170,20 @@ CASES: list[dict[str, Any]] = [
         },
     },
     {
+        "id": "password-with-quotes-and-umlauts",
+        "expect": "deny",
+        "findings": ["passwords-never-leave"],
+        "action": {
+            "tool": "send_email",
+            "args": {"to": "dana@example.org", "subject": "wifi", "body": 'Wifi: Käse"Brot\\42'},
+            "request": "Tell Dana the wifi works again",
+            "history": [{"tool": "get_password", "args": {"site": "wifi"}, "output": 'Käse"Brot\\42'}],
+            "context": CONTACTS,
+            "now": AFTERNOON,
+        },
+        "why": "matched as text: quotes, backslashes and umlauts in a password do not hide it",
+    },
+    {
         "id": "streak-notification",
         "expect": "deny",
         "findings": ["no-engagement-bait"],

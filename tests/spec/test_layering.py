@@ -196,7 +196,9 @@ def test_on_exceed_deny_cannot_become_escalate(write_spec):
         "fsa_guard: 1\nbudgets:\n  - id: b\n    tools: [pay]\n    limit: 3\n    window: 1d\n    on_exceed: deny\n",
         name="baseline.yaml",
     )
-    alice = layer(write_spec, "budgets:\n  - id: b\n    tools: [pay]\n    limit: 3\n    window: 1d\n    on_exceed: escalate\n")
+    alice = layer(
+        write_spec, "budgets:\n  - id: b\n    tools: [pay]\n    limit: 3\n    window: 1d\n    on_exceed: escalate\n"
+    )
     assert "on_exceed" in rejected(alice, base, "b")
 
 

@@ -239,9 +239,8 @@ def test_revision_rounds_are_bounded(make_guard):
 
 
 def test_max_revisions_setting(make_guard):
-    g = one_norm(
-        make_guard, "true", "revise", "    revise: {amount: 'action.args.amount + 1.0'}\n", head="defaults:\n  max_revisions: 0\n"
-    )
+    revise = "    revise: {amount: 'action.args.amount + 1.0'}\n"
+    g = one_norm(make_guard, "true", "revise", revise, head="defaults:\n  max_revisions: 0\n")
     d = g.decide(Action("t", {"amount": 1.0}))
     assert d.outcome == "escalate" and d.finding_ids() == ["n", "revision-limit"]
 
@@ -784,8 +783,8 @@ def test_history_accepts_calls_and_mappings(make_guard):
         ('get(action.args, "missing", 7) == 7', True),
         ('get(action.args, "to", "x") == "Alice Smith"', True),
         ('get(action.args, "missing") == null', True),
-        ('get([1, 2], 1, 0) == 2', True),
-        ('get([1, 2], 5, 0) == 0', True),
+        ("get([1, 2], 1, 0) == 2", True),
+        ("get([1, 2], 5, 0) == 0", True),
         ('get("not a map", "k", 3) == 3', True),
         ('glob(action.tool, "t*")', True),
         ('glob(action.tool, "x*")', False),
@@ -793,7 +792,7 @@ def test_history_accepts_calls_and_mappings(make_guard):
         ('request.contains("Alice")', True),
         ("max([1, 5, 3]) == 5", True),
         ("math.greatest(1, 5) == 5", True),
-        ('has(action.args.to) && !has(action.args.cc)', True),
+        ("has(action.args.to) && !has(action.args.cc)", True),
     ],
 )
 def test_other_functions(make_guard, when, expected):
