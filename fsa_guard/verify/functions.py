@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import re
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
