@@ -4,7 +4,7 @@
 
 Cases:
 - reference: the layered example spec (policies/enterprise-baseline.yaml + policies/examples/alice.yaml)
-  over a fixed mix of representative actions;
+  over the labelled actions of both policies' tests (bench/reference_actions.json), round robin;
 - synthetic N norms over 100 tools: ``own`` decides a tool that always has the same 5 norms while the
   norms for the other 100 tools grow (must stay flat); ``spread`` decides a tool holding N/100 of them;
 - history-heavy: ~30 norms that look things up in 20 earlier calls, as a spec written from a company's
@@ -82,7 +82,14 @@ def reference_case(n: int) -> dict[str, float] | None:
         return None
     guard = Guard.from_files(person, store=_NoBudgetStore())
     actions = [
-        Action(a["tool"], a.get("args", {}), a.get("request", ""), a.get("history", ()), a.get("context", {}), NOW)
+        Action(
+            a["tool"],
+            a.get("args", {}),
+            a.get("request", ""),
+            a.get("history", ()),
+            a.get("context", {}),
+            datetime.fromisoformat(a["now"]) if a.get("now") else NOW,
+        )
         for a in json.loads(actions_file.read_text())
     ]
     return measure(cycle(guard, actions), n)

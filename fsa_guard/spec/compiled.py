@@ -86,6 +86,8 @@ class ToolPlan:
     functions: dict[str, Callable[..., Any]]  # static and extension functions to register
     history_functions: tuple[str, ...]
     raw_history: bool
+    arg_keys: frozenset[str] | None  # the args keys any expression can observe (None: all)
+    context_keys: frozenset[str] | None
 
 
 class CompiledSpec:
@@ -116,6 +118,7 @@ class CompiledSpec:
             [(n.norm.tools, n) for n in self.norms],
             [(b.budget.tools, b) for b in self.budgets],
             [(v.tools, v) for v in self.values.values()],
+            [(resolved.known_tools, True)],
         )
         self._plans: dict[str, ToolPlan] = {}
         self._lock = threading.Lock()
@@ -150,7 +153,7 @@ class CompiledSpec:
         functions = frozenset().union(*(c.functions for c in exprs)) if exprs else frozenset()
         return ToolPlan(
             tool=tool,
-            known=bool(norms or budgets or values),
+            known=bool(self._index.known(tool)),
             norms=norms,
             budgets=budgets,
             critique_values=tuple(v for v in values if v.critique),
@@ -159,6 +162,8 @@ class CompiledSpec:
             functions={f: self._static[f] for f in functions if f in self._static},
             history_functions=tuple(sorted(f for f in functions if f in HISTORY_FUNCTIONS)),
             raw_history=any(c.raw_history for c in exprs),
+            arg_keys=_union_keys(c.arg_keys for c in exprs),
+            context_keys=_union_keys(c.context_keys for c in exprs),
         )
 
     def _lets_needed(self, exprs: Iterable[Compiled]) -> tuple[tuple[str, Compiled], ...]:
@@ -185,6 +190,15 @@ class CompiledSpec:
             if vid in self.values:
                 out.setdefault(vid, self.values[vid])
         return list(out.values())
+
+
+def _union_keys(sets: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    out: set[str] = set()
+    for keys in sets:
+        if keys is None:
+            return None
+        out |= keys
+    return frozenset(out)
 
 
 class _ToolIndex:
@@ -220,6 +234,9 @@ class _ToolIndex:
 
     def values(self, tool: str) -> list[ValueCard]:
         return self._match(2, tool)
+
+    def known(self, tool: str) -> list[bool]:
+        return self._match(3, tool)
 
 
 def compile_spec(resolved: ResolvedSpec) -> CompiledSpec:

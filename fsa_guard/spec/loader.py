@@ -75,6 +75,7 @@ class ResolvedSpec:
     files: list[str] = field(default_factory=list)
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     key_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, dotted key) -> line
+    known_tools: list[str] = field(default_factory=list)  # tool globs that make a tool known
 
     def at(self, src: Source, suffix: str) -> Source:
         """The source of the key ``src.key + suffix`` (e.g. ``.when``), on its own line when known."""
@@ -221,10 +222,17 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
     last = layers[-1] if layers else None
     out = ResolvedSpec(id=(last.spec.id or "spec") if last else "spec")
     unknown_from: Source | None = None
+    unknown_layer = 0
+    zone_from: Source | None = None
+    layer_tools: list[set[str]] = []
     for layer in layers:
         spec = layer.spec
         out.files.append(str(layer.path))
         out.key_lines.update({(str(layer.path), dotted(k)): n for k, n in layer.lines.items()})
+        layer_tools.append(
+            {t for v in spec.values if v.endorsed for t in v.tools}
+            | {t for item in (*spec.norms, *spec.budgets) for t in item.tools}
+        )
         d = spec.defaults
         if d.unknown_tool is not None:
             if UNKNOWN_TOOL_STRENGTH[d.unknown_tool] < UNKNOWN_TOOL_STRENGTH[out.unknown_tool] and unknown_from:
@@ -236,11 +244,23 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
                         hint="a later layer may only make unknown_tool stricter: allow < escalate < deny",
                     )
                 )
-            else:
+            elif unknown_from is None or d.unknown_tool != out.unknown_tool:
                 out.unknown_tool = d.unknown_tool
                 unknown_from = layer.source("defaults", "unknown_tool")
+                unknown_layer = len(out.files) - 1
         if d.timezone is not None:
-            out.timezone = d.timezone
+            if zone_from is not None and d.timezone != out.timezone:
+                problems.append(
+                    layer.source("defaults", "timezone").problem(
+                        f"cannot change defaults.timezone from '{out.timezone}' ({zone_from.file}) to "
+                        f"'{d.timezone}': the earlier layer's time rules are read in its zone",
+                        code="layer-replaces",
+                        hint='give your own time functions a zone instead, e.g. hour(now, "Asia/Tokyo")',
+                    )
+                )
+            else:
+                out.timezone = d.timezone
+                zone_from = zone_from or layer.source("defaults", "timezone")
         if d.max_revisions is not None:
             out.max_revisions = d.max_revisions
         for name, expr in spec.let.items():
@@ -264,6 +284,10 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
         for i, prio in enumerate(spec.priorities):
             out.priorities.append(prio)
             out.sources[("priorities", str(len(out.priorities) - 1))] = layer.source("priorities", i)
+    # Under a baseline's deny- or escalate-by-default, a later layer cannot make a tool known by naming it:
+    # only the layers up to the one that set unknown_tool decide which tools are known.
+    counted = layer_tools if out.unknown_tool == "allow" else layer_tools[: unknown_layer + 1]
+    out.known_tools = sorted(set().union(*counted)) if counted else []
     problems.extend(_check_references(out))
     return out, problems
 

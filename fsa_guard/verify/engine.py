@@ -9,6 +9,7 @@ expression that fails escalates. A budget whose ``when`` or ``measure`` fails re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,26 +65,33 @@ def verify(
     tool, args = action.tool, action.args
     if not isinstance(tool, str) or not tool:
         return _malformed(f"the action's tool must be a non-empty string, got {tool!r}")
-    if not isinstance(args, Mapping) or not all(isinstance(k, str) for k in args):
+    if not isinstance(args, Mapping):
         return _malformed(f"the args of {tool} must be a mapping with string keys, got {type(args).__name__}")
+    bad = _not_json_like(args)
+    if bad is not None:
+        return _malformed(f"the args of {tool} must be JSON-like data: {bad}")
     if validator is not None:
         problem = validator.check(args)
         if problem:
             return _malformed(f"{tool}: {problem}")
 
     plan = spec.plan(tool)
-    if not plan.known:
-        v = Verdict()
-        if spec.unknown_tool != "allow":
-            v.add(
-                Finding(
-                    "guard",
-                    "unknown-tool",
-                    f"No value, norm or budget of the spec names the tool '{tool}', and the spec says unknown "
-                    f"tools {'are denied' if spec.unknown_tool == 'deny' else 'need approval'}",
-                    effect=spec.unknown_tool,
-                )
+    v = Verdict()
+    if not plan.known and spec.unknown_tool != "allow":
+        v.add(
+            Finding(
+                "guard",
+                "unknown-tool",
+                f"No value, norm or budget of the spec names the tool '{tool}', and the spec says unknown "
+                f"tools {'are denied' if spec.unknown_tool == 'deny' else 'need approval'}",
+                effect=spec.unknown_tool,
             )
+        )
+        if v.deny:
+            return v
+        # escalate-by-default: norms of later layers still apply, so one of them can still deny
+    if not plan.norms and not plan.budgets:
+        v.critique.extend(f"value:{card.id}" for card in plan.critique_values)
         return v
 
     try:
@@ -91,11 +99,10 @@ def verify(
     except (ValueError, TypeError) as exc:
         return _malformed(f"the args of {tool} cannot be read by the spec's expressions: {exc}")
 
-    v = Verdict()
-    let_errors = _eval_lets(plan, ctx)
+    env = _Env(ctx, plan)
     revisions: dict[str, tuple[str, Any]] = {}
     for norm in plan.norms:
-        _check_norm(norm, ctx, let_errors, v, revisions)
+        _check_norm(norm, env, v, revisions)
     if revisions and not v.deny:
         v.revision = {**args}
         for arg, (_, value) in revisions.items():
@@ -107,22 +114,56 @@ def verify(
         v.critique.append(f"value:{name.id}")
     if not v.deny:
         for budget in plan.budgets:
-            _measure(budget, ctx, let_errors, v)
+            _measure(budget, env, v)
     return v
 
 
 _REMOVE: Any = object()
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
+    """Where ``value`` stops being JSON-like data (what tool calls carry), or None when it is."""
+    if isinstance(value, _SCALARS):
+        return None
+    if depth > 32:
+        return f"{path} is nested too deeply"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path} has a key that is not text: {k!r}"
+            bad = _not_json_like(v, f"{path}.{k}", depth + 1)
+            if bad:
+                return bad
+        return None
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            bad = _not_json_like(v, f"{path}[{i}]", depth + 1)
+            if bad:
+                return bad
+        return None
+    return f"{path} is a {type(value).__name__}"
+
+
+class _BadValue(Exception):
+    """An expression ran but gave a value of the wrong kind."""
 
 
 def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None) -> Any:
     names = plan.variables
     variables: dict[str, Any] = {}
+    # Converting values for CEL is most of a decision's cost: pass only the keys the expressions can see.
     if "action" in names:
-        variables["action"] = {"tool": action.tool, "args": dict(action.args)}
+        args = action.args
+        keys = plan.arg_keys
+        view = dict(args) if keys is None else {k: args[k] for k in keys if k in args}
+        variables["action"] = {"tool": action.tool, "args": view}
     if "request" in names:
         variables["request"] = action.request or ""
     if "context" in names:
-        variables["context"] = dict(action.context)
+        ckeys = plan.context_keys
+        given = action.context
+        variables["context"] = dict(given) if ckeys is None else {k: given[k] for k in ckeys if k in given}
     if "now" in names:
         variables["now"] = _fixed_offset(now)
     if "state" in names:
@@ -146,55 +187,80 @@ def _state(spec: CompiledSpec, store: Store | None, now: datetime) -> dict[str, 
     return {"budgets": budgets}
 
 
-def _eval_lets(plan: ToolPlan, ctx: Any) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for name, compiled in plan.lets:
-        failed = compiled.lets & errors.keys()
-        if failed:
-            errors[name] = f"depends on let '{sorted(failed)[0]}', which failed"
-            continue
+_UNDEFINED = re.compile(r"Undefined variable or function: '(\w+)'")
+
+
+class _Env:
+    """One decision's CEL context, with ``let`` names computed lazily: on first use, once.
+
+    The CEL package asks a variable resolver before its own variables. The first use of a let runs its
+    program (re-entrantly, so lets may use lets), hands the value to the run that asked, and adds it to the
+    context, where later runs read it as a plain variable. A let never reached — say, behind
+    ``cheap && expensive`` — is never computed, and a failing let fails only the expressions that reach it.
+    """
+
+    __slots__ = ("ctx", "errors", "fresh", "pending", "retry")
+
+    def __init__(self, ctx: Any, plan: ToolPlan) -> None:
+        self.ctx = ctx
+        self.pending = dict(plan.lets)
+        self.errors: dict[str, str] = {}
+        self.fresh: dict[str, Any] = {}  # lets computed during the current run, which cannot see them yet
+        self.retry = False
+        if self.pending:
+            ctx.set_variable_resolver(self._resolve)
+
+    def _resolve(self, name: str) -> Any:
+        if name in self.fresh:
+            return self.fresh[name]
+        compiled = self.pending.pop(name, None)
+        if compiled is None:
+            return None  # not a let, or computed by an earlier run: the context's variables answer
         try:
-            ctx.add_variable(name, compiled.program.execute(ctx))
-        except Exception as exc:
-            errors[name] = _describe(exc)
-    return errors
+            value = compiled.program.execute(self.ctx)
+        except Exception as exc:  # the resolver must not raise: the CEL package would print and swallow it
+            self.errors[name] = self.describe(exc)
+            return None
+        self.ctx.add_variable(name, value)
+        if value is None:
+            self.retry = True  # to the resolver None means "not mine": the run fails and runs again
+        else:
+            self.fresh[name] = value
+        return value
+
+    def run(self, compiled: Any) -> Any:
+        """Execute ``compiled`` (once more if it met a let whose value is null)."""
+        try:
+            return compiled.program.execute(self.ctx)
+        except Exception:
+            if not self.retry:
+                raise
+        finally:
+            self.fresh.clear()
+        self.retry = False
+        return compiled.program.execute(self.ctx)
+
+    def describe(self, exc: BaseException) -> str:
+        """A short message for a run-time error, naming the let that failed when one did."""
+        if isinstance(exc, KeyError):
+            return f"no key {exc.args[0]!r} (use has(...) or get(map, key, default) for optional keys)"
+        text = str(exc)
+        m = _UNDEFINED.search(text)
+        if m and m.group(1) in self.errors:
+            return f"let '{m.group(1)}' failed: {self.errors[m.group(1)]}"
+        return text.split(". Check", 1)[0] if text else type(exc).__name__
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"no key {exc.args[0]!r} (use has(...) or get(map, key, default) for optional keys)"
-    text = str(exc)
-    return text.split(". Check", 1)[0] if text else type(exc).__name__
-
-
-def _run(compiled: Any, ctx: Any, let_errors: Mapping[str, str]) -> Any:
-    failed = compiled.lets & let_errors.keys()
-    if failed:
-        name = sorted(failed)[0]
-        raise _LetFailed(f"let '{name}' failed: {let_errors[name]}")
-    return compiled.program.execute(ctx)
-
-
-class _LetFailed(Exception):
-    pass
-
-
-def _check_norm(
-    norm: CompiledNorm,
-    ctx: Any,
-    let_errors: Mapping[str, str],
-    v: Verdict,
-    revisions: dict[str, tuple[str, Any]],
-) -> None:
+def _check_norm(norm: CompiledNorm, env: _Env, v: Verdict, revisions: dict[str, tuple[str, Any]]) -> None:
     n = norm.norm
     error = None
     if norm.when is None:
         fired = True
     else:
         try:
-            result = _run(norm.when, ctx, let_errors)
+            result = env.run(norm.when)
         except Exception as exc:
-            result, error = None, _describe(exc)
+            result, error = None, env.describe(exc)
         if error is None and not isinstance(result, bool):
             error = f"'when' must be true or false, got {result!r}"
         fired = result is True
@@ -214,7 +280,7 @@ def _check_norm(
     if not fired:
         return
     if n.effect == "revise":
-        _revise(norm, ctx, let_errors, v, revisions, message, error)
+        _revise(norm, env, v, revisions, message, error)
         return
     v.add(Finding("norm", n.id, message, effect=n.effect, values=values, error=error))
     if n.effect == "critique":
@@ -224,8 +290,7 @@ def _check_norm(
 
 def _revise(
     norm: CompiledNorm,
-    ctx: Any,
-    let_errors: Mapping[str, str],
+    env: _Env,
     v: Verdict,
     revisions: dict[str, tuple[str, Any]],
     message: str,
@@ -239,9 +304,9 @@ def _revise(
             mine[arg] = _REMOVE
             continue
         try:
-            mine[arg] = _run(compiled, ctx, let_errors)
+            mine[arg] = env.run(compiled)
         except Exception as exc:
-            why = f"revise.{arg} failed: {_describe(exc)}"
+            why = f"revise.{arg} failed: {env.describe(exc)}"
             v.add(Finding("norm", n.id, f"{message} — {why}", effect="escalate", values=values, error=why))
             return
     for arg, value in mine.items():
@@ -255,20 +320,20 @@ def _revise(
     v.add(Finding("norm", n.id, message, effect="revise", values=values, error=error))
 
 
-def _measure(budget: CompiledBudget, ctx: Any, let_errors: Mapping[str, str], v: Verdict) -> None:
+def _measure(budget: CompiledBudget, env: _Env, v: Verdict) -> None:
     b = budget.budget
     try:
         if budget.when is not None:
-            applies = _run(budget.when, ctx, let_errors)
+            applies = env.run(budget.when)
             if not isinstance(applies, bool):
-                raise TypeError(f"'when' must be true or false, got {applies!r}")
+                raise _BadValue(f"'when' must be true or false, got {applies!r}")
             if not applies:
                 return
-        amount = 1.0 if budget.measure is None else _run(budget.measure, ctx, let_errors)
+        amount = 1.0 if budget.measure is None else env.run(budget.measure)
         if isinstance(amount, bool) or not isinstance(amount, int | float) or amount != amount or amount < 0:
-            raise TypeError(f"'measure' must be a number >= 0, got {amount!r}")
+            raise _BadValue(f"'measure' must be a number >= 0, got {amount!r}")
     except Exception as exc:
-        error = exc.args[0] if isinstance(exc, _LetFailed | TypeError) and exc.args else _describe(exc)
+        error = exc.args[0] if isinstance(exc, _BadValue) and exc.args else env.describe(exc)
         v.add(
             Finding(
                 "budget",

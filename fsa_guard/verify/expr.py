@@ -64,10 +64,118 @@ class Compiled:
     lets: frozenset[str]  # let names used
     functions: frozenset[str]  # fsa_guard and extension functions used (their registration names)
     raw_history: bool  # uses ``history`` other than as the first argument of a history function
+    arg_keys: frozenset[str] | None = None  # the only action.args keys it can observe (None: any)
+    context_keys: frozenset[str] | None = None  # the only context keys it can observe (None: any)
 
 
 def _strip_strings(src: str) -> str:
-    return _STRING.sub('""', src)
+    """``src`` with the inside of every string literal blanked, keeping every position where it was."""
+    return _STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', src)
+
+
+def _call_args(bare: str, open_paren: int) -> tuple[list[tuple[int, int]], int] | None:
+    """Spans of the top-level arguments of the call whose '(' is at ``open_paren``, and the ')' position."""
+    depth, start, spans = 0, open_paren + 1, []
+    for i in range(open_paren + 1, len(bare)):
+        ch = bare[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                if bare[start:i].strip():
+                    spans.append((start, i))
+                return spans, i
+            depth -= 1
+        elif ch == "," and depth == 0:
+            spans.append((start, i))
+            start = i + 1
+    return None
+
+
+_GET = re.compile(r"(?<![\w.])get\s*\(")
+_KEY_LITERAL = re.compile(r"""^\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*$""")
+_CEL_RESERVED = frozenset(
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "null",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+    ]
+)
+
+
+def inline_get(src: str) -> str:
+    """Rewrite ``get(action.args, "k", d)`` and ``get(context, "k", d)`` as native CEL.
+
+    ``(has(action.args.k) ? action.args.k : d)`` means the same for these maps, and saves a call into Python
+    that would first copy the whole map out of CEL.
+    """
+    bare = _strip_strings(src)
+    m = _GET.search(bare)
+    if m is None:
+        return src
+    parsed = _call_args(bare, m.end() - 1)
+    if parsed is None:
+        return src
+    spans, close = parsed
+    target = bare[spans[0][0] : spans[0][1]].strip() if spans else ""
+    key = _KEY_LITERAL.match(src[spans[1][0] : spans[1][1]]) if len(spans) in (2, 3) else None
+    if target not in ("action.args", "context") or key is None or key.group(2) in _CEL_RESERVED:
+        return src[: m.end()] + inline_get(src[m.end() :])
+    field = f"{target}.{key.group(2)}"
+    default = inline_get(src[spans[2][0] : spans[2][1]].strip()) if len(spans) == 3 else "null"
+    return f"{src[: m.start()]}(has({field}) ? {field} : {default}){inline_get(src[close + 1 :])}"
+
+
+_ROOT_USE = re.compile(r"(?<![\w.])(action|context)\b")
+_ARG_KEY = re.compile(r"\s*\.\s*args\s*\.\s*([A-Za-z_]\w*)")
+_TOOL_FIELD = re.compile(r"\s*\.\s*tool\b")
+_CONTEXT_KEY = re.compile(r"\s*\.\s*([A-Za-z_]\w*)")
+
+
+def _keys_used(bare: str, bound: set[str]) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """The ``action.args`` and ``context`` keys an expression can observe; None when it can see the whole map."""
+    arg_keys: set[str] | None = set()
+    context_keys: set[str] | None = set()
+    for m in _ROOT_USE.finditer(bare):
+        if m.group(1) in bound:
+            continue
+        rest = bare[m.end() :]
+        if m.group(1) == "action":
+            if _TOOL_FIELD.match(rest):
+                continue
+            k = _ARG_KEY.match(rest)
+            if k and arg_keys is not None:
+                arg_keys.add(k.group(1))
+            elif not k:
+                arg_keys = None
+        else:
+            k = _CONTEXT_KEY.match(rest)
+            if k and context_keys is not None:
+                context_keys.add(k.group(1))
+            elif not k:
+                context_keys = None
+    return (
+        None if arg_keys is None else frozenset(arg_keys),
+        None if context_keys is None else frozenset(context_keys),
+    )
 
 
 def _arg_count(text: str, open_paren: int) -> int:
@@ -149,6 +257,13 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     raw_history = "history" in variables and _uses_raw_history(bare)
     if not variables and not used_lets and not bound:
         _check_constant(program, src, functions)
+    fast = inline_get(src)
+    if fast != src:
+        program = cel.compile(fast)
+        bare = _strip_strings(fast)
+        if "get" not in program.references()["functions"]:
+            functions.discard("get")
+    arg_keys, context_keys = _keys_used(bare, bound)
     return Compiled(
         source=src,
         program=program,
@@ -156,6 +271,8 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         lets=frozenset(used_lets),
         functions=frozenset(functions),
         raw_history=raw_history,
+        arg_keys=arg_keys,
+        context_keys=context_keys,
     )
 
 

@@ -48,7 +48,7 @@ def _as_text(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, int | float):
         return repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value))
-    return json.dumps(value, default=str, sort_keys=True)
+    return json.dumps(value, default=str, sort_keys=True, ensure_ascii=False)
 
 
 def _fold(text: str) -> str:
@@ -108,7 +108,7 @@ def _key(value: Any) -> Any:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True, default=str)
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
     return value
 
 

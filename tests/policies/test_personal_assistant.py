@@ -157,6 +157,19 @@ CASES: list[dict[str, Any]] = [
         },
     },
     {
+        "id": "short-account-number-matches-nothing",
+        "expect": "deny",
+        "findings": ["pay-only-payees-i-named"],
+        "action": {
+            "tool": "send_money",
+            "args": {"recipient": "12", "amount": 30.0},
+            "request": "Pay invoice 12 from my accountant",
+            "history": [SAVED_PAYEES],
+            "now": AFTERNOON,
+        },
+        "why": "'12' occurs in the request and in a saved IBAN, but as text it would match almost anything",
+    },
+    {
         "id": "password-pasted-into-a-message",
         "expect": "deny",
         "findings": ["passwords-never-leave"],

@@ -283,3 +283,81 @@ def test_digest_is_recorded_in_every_decision(write_spec):
     spec = load_spec(write_spec(SPEC_A))
     d = Guard(spec).decide(Action("pay", {"amount": 1.0}))
     assert d.spec_digest == spec.digest and d.spec_id == "same"
+
+
+# -- what a later layer cannot reach: unknown tools and the time zone ------------------------------------
+
+
+def test_a_later_layer_cannot_make_unknown_tools_known(write_spec) -> None:
+    write_spec("fsa_guard: 1\nid: org\ndefaults: {unknown_tool: deny}\nnorms: []\n", name="org.yaml")
+    person = write_spec(
+        """
+        fsa_guard: 1
+        id: me
+        extends: [org.yaml]
+        values:
+          - id: mine
+            title: Everything I do
+            attends_to: [MOMENTS of a, SIGNS of b, CHANCES of c]
+            tools: ["*"]
+        norms:
+          - id: allow-shell
+            tools: [run_shell]
+            effect: allow
+        """,
+        name="me.yaml",
+    )
+    d = Guard.from_files(person).decide(Action("run_shell", {"cmd": "rm -rf /"}))
+    assert d.outcome == "deny"
+    assert d.finding_ids() == ["unknown-tool"]
+
+
+def test_a_later_layer_that_sets_deny_by_default_counts_its_own_tools(write_spec) -> None:
+    write_spec("fsa_guard: 1\nid: org\nnorms: []\n", name="org.yaml")
+    person = write_spec(
+        """
+        fsa_guard: 1
+        id: me
+        extends: [org.yaml]
+        defaults: {unknown_tool: deny}
+        norms:
+          - id: small-tips
+            tools: [tip]
+            when: action.args.amount > 20.0
+            effect: deny
+        """,
+        name="me.yaml",
+    )
+    guard = Guard.from_files(person)
+    assert guard.decide(Action("tip", {"amount": 5.0})).outcome == "allow"
+    assert guard.decide(Action("other", {})).outcome == "deny"
+
+
+def test_under_escalate_by_default_a_later_deny_norm_still_denies_an_unknown_tool(write_spec, base) -> None:
+    alice = layer(
+        write_spec,
+        """
+norms:
+  - id: no-shell
+    tools: [run_shell]
+    effect: deny
+""",
+    )
+    guard = Guard.from_files(alice)
+    d = guard.decide(Action("run_shell", {}))
+    assert d.outcome == "deny"
+    assert d.finding_ids() == ["unknown-tool", "no-shell"]
+    assert guard.decide(Action("other", {})).outcome == "escalate"
+
+
+def test_a_later_layer_cannot_change_the_time_zone(write_spec) -> None:
+    org = write_spec("fsa_guard: 1\nid: org\ndefaults: {timezone: America/New_York}\n", name="org.yaml")
+    person = write_spec("fsa_guard: 1\nid: me\nextends: [org.yaml]\ndefaults: {timezone: Asia/Tokyo}\n", name="me.yaml")
+    p = rejected(person, org, "timezone")
+    assert "America/New_York" in p and "Asia/Tokyo" in p
+
+
+def test_a_later_layer_may_set_the_time_zone_when_no_earlier_layer_did(write_spec) -> None:
+    write_spec("fsa_guard: 1\nid: org\n", name="org.yaml")
+    person = write_spec("fsa_guard: 1\nid: me\nextends: [org.yaml]\ndefaults: {timezone: Asia/Tokyo}\n", name="me.yaml")
+    assert load_spec(person).zone.key == "Asia/Tokyo"

@@ -51,3 +51,9 @@ def test_seen_compares_whole_values_ignoring_case_and_spaces() -> None:
     assert index.seen(0, "send_money", "recipient", "DE1234") is False
     assert index.seen(0, "send_money", "amount", 5.0) is True
     assert index.seen(0, "send_money", "amount", True) is False
+
+
+def test_non_ascii_text_in_structured_values_is_found() -> None:
+    assert mentions({"body": "Hallo Jürgen, bis morgen"}, "jürgen") is True
+    index = HistoryIndex([Call("crm_get", {}, '{"name": "Jürgen Müller"}')])
+    assert index.in_outputs(0, "Müller") is True

@@ -443,7 +443,7 @@ def test_let_failure_propagates_to_dependent_norms_only(make_guard):
         """
         let:
           bad: action.args.nope > 1
-          worse: bad || true
+          worse: bad && true
           good: action.args.x > 1
         norms:
           - id: uses-bad
@@ -469,6 +469,54 @@ def test_let_failure_propagates_to_dependent_norms_only(make_guard):
     assert "bad" in (by_id["uses-worse"].error or "") and by_id["uses-worse"].effect == "info"
     # the norm on the healthy let still decides
     assert g.decide(Action("t", {"x": 5})).outcome == "deny"
+
+
+def test_lets_are_computed_lazily_once_and_only_when_reached(make_guard):
+    # CEL's || and && absorb an error when the other side decides, and a let behind a false && is never
+    # computed at all: neither fails the norm.
+    g = make_guard(
+        """
+        let:
+          bad: action.args.nope > 1
+        norms:
+          - id: short-circuit
+            tools: [t]
+            when: action.args.x > 100 && bad
+            effect: escalate
+          - id: absorbed
+            tools: [t]
+            when: bad || action.args.x == 0
+            effect: deny
+        """
+    )
+    d = g.decide(Action("t", {"x": 0}))
+    assert d.outcome == "deny"
+    assert d.finding_ids() == ["absorbed"]
+    assert d.findings[0].error is None
+    # x = 5: 'short-circuit' never reaches the let; 'absorbed' does (error || false is an error) and fails closed
+    d = g.decide(Action("t", {"x": 5}))
+    assert d.finding_ids() == ["absorbed"]
+    assert "let 'bad' failed" in (d.findings[0].error or "")
+    assert d.outcome == "deny"
+    d = g.decide(Action("t", {"x": 500}))  # now the let is reached behind the &&, and fails that norm too
+    assert d.finding_ids() == ["short-circuit", "absorbed"]
+    assert all("let 'bad' failed" in (f.error or "") for f in d.findings)
+
+
+def test_a_let_whose_value_is_null_is_usable(make_guard):
+    g = make_guard(
+        """
+        let:
+          last: last_output(history, "read")
+        norms:
+          - id: nothing-read
+            tools: [t]
+            when: last == null && last == null
+            effect: deny
+        """
+    )
+    assert g.decide(Action("t", {})).outcome == "deny"
+    assert g.decide(Action("t", {}, history=[{"tool": "read", "args": {}, "output": "x"}])).outcome == "allow"
 
 
 # -- tools ---------------------------------------------------------------------------------------------
