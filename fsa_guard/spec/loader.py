@@ -231,7 +231,8 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
         out.key_lines.update({(str(layer.path), dotted(k)): n for k, n in layer.lines.items()})
         layer_tools.append(
             {t for v in spec.values if v.endorsed for t in v.tools}
-            | {t for item in (*spec.norms, *spec.budgets) for t in item.tools}
+            | {t for n in spec.norms for t in n.tools}
+            | {t for b in spec.budgets for t in b.tools}
         )
         d = spec.defaults
         if d.unknown_tool is not None:
