@@ -38,29 +38,46 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     lines: dict[Path_, int] = {}
     if node is None:
         return None, lines
-    return _build(loader, node, (), lines), lines
+    return _build(loader, node, (), lines, [MAX_NODES]), lines
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+#: Aliases can make a small file expand exponentially ("billion laughs"); no real spec comes near this.
+MAX_NODES = 500_000
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise YAMLProblem(
+            f"the spec expands to more than {MAX_NODES:,} values (through YAML aliases?); refusing to load it",
+            node.start_mark.line + 1,
+        )
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        loader.flatten_mapping(node)  # resolves YAML merge keys (<<): merged pairs come first
+        merged = len(node.value) - explicit
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        from_merge: set[Any] = set()
+        for n, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise YAMLProblem("mapping keys must be plain scalars", key_node.start_mark.line + 1)
-            if key in out:
+            if n < merged:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)  # an explicit key overrides a merged one, as YAML says
+            elif key in out:
                 raise YAMLProblem(
                     f"duplicate key '{key}' (the later one would silently replace the earlier)",
                     key_node.start_mark.line + 1,
                     _dotted((*path, str(key))),
                 )
-            out[key] = _build(loader, value_node, (*path, str(key)), lines)
+            out[key] = _build(loader, value_node, (*path, str(key)), lines, budget)
             lines[(*path, str(key))] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, child, (*path, i), lines) for i, child in enumerate(node.value)]
+        return [_build(loader, child, (*path, i), lines, budget) for i, child in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

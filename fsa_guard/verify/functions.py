@@ -33,8 +33,10 @@ HISTORY_FUNCTIONS: dict[str, tuple[int, int]] = {
     "seen": (4, 4),
     "last_output": (2, 3),
     "outputs": (2, 3),
-    "in_outputs": (2, 3),
+    "in_outputs": (2, 4),
     "arg_values": (3, 3),
+    "copied_from": (3, 4),
+    "fields_in": (3, 4),
 }
 
 
@@ -88,8 +90,10 @@ def contains(haystack: tuple[str, frozenset[int]], value: Any) -> bool:
     "US13" and "1" does not match "2014": a match must start and end at word boundaries of the haystack.
     """
     needle, _ = token_text(value)
-    if not needle:
-        return False
+    return bool(needle) and _contains_run(haystack, needle)
+
+
+def _contains_run(haystack: tuple[str, frozenset[int]], needle: str) -> bool:
     text, bounds = haystack
     i = text.find(needle)
     while i != -1:
@@ -119,7 +123,7 @@ def _is_glob(pattern: str) -> bool:
 class HistoryIndex:
     """One decision's history, indexed once: calls by tool, parsed outputs and their normalized text."""
 
-    __slots__ = ("_arg_keys", "_by_tool", "_calls", "_outputs", "_texts")
+    __slots__ = ("_arg_keys", "_by_tool", "_calls", "_leaves", "_outputs", "_texts")
 
     def __init__(self, history: Sequence[Call | Mapping[str, Any]]) -> None:
         self._calls = [c if type(c) is Call else Call.coerce(c) for c in history]
@@ -129,11 +133,18 @@ class HistoryIndex:
         self._outputs: list[Any] = [_UNSET] * len(self._calls)
         self._texts: list[tuple[str, frozenset[int]] | None] = [None] * len(self._calls)
         self._arg_keys: dict[tuple[int, str], Any] = {}
+        self._leaves: dict[int, list[tuple[str, frozenset[int]]]] = {}
 
-    def _indices(self, tool: str) -> list[int]:
-        if not _is_glob(tool):
-            return self._by_tool.get(tool, [])
-        return [i for name, idx in self._by_tool.items() if fnmatch.fnmatchcase(name, tool) for i in idx]
+    def _indices(self, tool: str | Sequence[str]) -> list[int]:
+        if isinstance(tool, str):
+            if not _is_glob(tool):
+                return self._by_tool.get(tool, [])
+            patterns: Sequence[str] = (tool,)
+        else:
+            patterns = tool
+        return sorted(
+            i for name, idx in self._by_tool.items() if any(fnmatch.fnmatchcase(name, p) for p in patterns) for i in idx
+        )
 
     def _output(self, i: int) -> Any:
         out = self._outputs[i]
@@ -157,12 +168,20 @@ class HistoryIndex:
             found = self._arg_keys[k] = _key(args[name]) if name in args else _MISSING
         return found
 
-    def _matching(self, tool: str, args: Mapping[str, Any] | None = None) -> list[int]:
+    def _matching(self, tool: str | Sequence[str], args: Mapping[str, Any] | None = None) -> list[int]:
         idx = self._indices(tool)
         if args:
             wanted = [(name, _key(v)) for name, v in args.items()]
             idx = [i for i in idx if all(self._arg_key(i, name) == w for name, w in wanted)]
-        return sorted(idx) if _is_glob(tool) else idx
+        return idx
+
+    def _fields(self, i: int) -> list[tuple[str, frozenset[int]]]:
+        """The text leaves of call ``i``'s structured output, tokenized (cached per decision)."""
+        fields = self._leaves.get(i)
+        if fields is None:
+            out = self._output(i)
+            fields = self._leaves[i] = [token_text(t) for t in _text_leaves(out)] if not isinstance(out, str) else []
+        return fields
 
     def as_cel(self) -> list[dict[str, Any]]:
         """The history as CEL sees it: a list of ``{tool, args, output}`` maps, outputs parsed."""
@@ -196,12 +215,45 @@ class HistoryIndex:
         """``outputs(history, tool[, args])``: outputs of all matching calls, oldest first."""
         return [self._output(i) for i in self._matching(tool, args)]
 
-    def in_outputs(self, _h: Any, value: Any, tool: str | None = None) -> bool:
-        """``in_outputs(history, value[, tool])``: ``value`` occurs as whole words in an earlier output."""
+    def in_outputs(
+        self, _h: Any, value: Any, tool: str | Sequence[str] | None = None, args: Mapping[str, Any] | None = None
+    ) -> bool:
+        """``in_outputs(history, value[, tool[, args]])``: ``value`` occurs as whole words in an earlier
+        output (of ``tool``, whose args include ``args``)."""
         if not token_text(value)[0]:
             return False
-        idx = range(len(self._calls)) if tool is None else self._indices(tool)
+        idx = range(len(self._calls)) if tool is None else self._matching(tool, args)
         return any(contains(self._text(i), value) for i in idx)
+
+    def copied_from(self, _h: Any, value: Any, tool: str | Sequence[str], min_chars: int = 20) -> bool:
+        """``copied_from(history, value, tool[, min_chars])``: ``value`` repeats, word for word, a run of
+        whole words of at least ``min_chars`` letters and digits from an earlier output of ``tool``."""
+        words = _TOKEN.findall(_as_text(value).casefold())
+        if not words:
+            return False
+        texts = [self._text(i) for i in self._indices(tool)]
+        if not texts:
+            return False
+        for start in range(len(words)):
+            run, end = "", start
+            while end < len(words) and len(run) < min_chars:
+                run += words[end]
+                end += 1
+            if len(run) < min_chars:
+                break  # no later start can reach min_chars either
+            if any(_contains_run(t, run) for t in texts):
+                return True
+        return False
+
+    def fields_in(self, _h: Any, value: Any, tool: str | Sequence[str], min_chars: int = 6) -> bool:
+        """``fields_in(history, value, tool[, min_chars])``: a text field (of at least ``min_chars`` letters
+        and digits) of an earlier structured output of ``tool`` occurs in ``value`` as whole words."""
+        haystack = token_text(value)
+        for i in self._indices(tool):
+            for field in self._fields(i):
+                if len(field[0]) >= min_chars and _contains_run(haystack, field[0]):
+                    return True
+        return False
 
     def arg_values(self, _h: Any, tool: str, key: str) -> list[Any]:
         """``arg_values(history, tool, key)``: the values ``args[key]`` took in earlier calls of ``tool``."""
@@ -216,10 +268,42 @@ _UNSET: Any = object()
 _MISSING: Any = object()
 
 
+def _text_leaves(value: Any, depth: int = 0) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if depth > 16:
+        return []
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _text_leaves(v, depth + 1)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _text_leaves(v, depth + 1)]
+    return []
+
+
 def _fixed_offset(value: datetime) -> datetime:
     """``value`` with a fixed-offset tzinfo: the CEL package cannot convert datetimes in a ZoneInfo zone."""
     offset = value.utcoffset()
     return value if offset is None else value.astimezone(timezone(offset))
+
+
+def host_of(value: Any) -> str:
+    """The lower-case host of a URL (``scheme://user@host:port/path``) or the domain of an email address.
+
+    The part after the last '@' is where data goes, so ``https://intranet.example.com@evil.net/`` is
+    ``evil.net``. Text that is neither gives itself, lower-cased and trimmed.
+    """
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+        for sep in "/?#":
+            text = text.split(sep, 1)[0]
+        text = text.rsplit("@", 1)[-1]
+        if text.startswith("["):  # an IPv6 literal keeps its colons
+            return text.split("]", 1)[0].lstrip("[").lower()
+        return text.split(":", 1)[0].rstrip(".").lower()
+    return text.rsplit("@", 1)[-1].strip(" >").rstrip(".").lower()
 
 
 def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
@@ -277,6 +361,14 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
     def glob(name: str, pattern: str) -> bool:
         return fnmatch.fnmatchcase(name, pattern)
 
+    def host(value: Any) -> str:
+        return host_of(value)
+
+    def in_domain(value: Any, domains: Any) -> bool:
+        h = host_of(value)
+        names = [domains] if isinstance(domains, str) else list(domains)
+        return bool(h) and any(h == d.lower() or h.endswith("." + d.lower()) for d in names if isinstance(d, str))
+
     def hours(value: Any) -> float:
         if isinstance(value, timedelta):
             return value.total_seconds() / 3600
@@ -293,6 +385,8 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         "mentions": mentions,
         "get": get,
         "glob": glob,
+        "host": host,
+        "in_domain": in_domain,
         "hours": hours,
     }
 
@@ -309,5 +403,7 @@ STATIC_ARITY: dict[str, tuple[int, int]] = {
     "mentions": (2, 2),
     "get": (2, 3),
     "glob": (2, 2),
+    "host": (1, 1),
+    "in_domain": (2, 2),
     "hours": (1, 1),
 }

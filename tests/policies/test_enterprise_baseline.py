@@ -405,11 +405,20 @@ def test_baseline_denies_unknown_tools(spec):
     assert spec.unknown_tool == "deny"
 
 
+def test_display_names_are_read_for_their_address(spec):
+    action = Action(
+        "send_email",
+        {"to": "Kim <kim@partner.example.net>", "subject": "x", "body": "y"},
+        now=datetime.fromisoformat(TUESDAY_MORNING),
+    )
+    assert Guard(spec).decide(action).outcome == "allow"
+
+
 @pytest.mark.parametrize(
     "to",
     [
         pytest.param("not-an-address", id="no-at-sign"),
-        pytest.param("Kim <kim@partner.example.net>", id="display-name"),
+        pytest.param("kim@partner.example.net.evil.example", id="partner-lookalike"),
         pytest.param(["sam@example.com", "x@example.com.evil.example"], id="lookalike-domain"),
     ],
 )

@@ -282,7 +282,7 @@ def test_unknown_action_field(write_spec):
         'seen(history, "send_money", "recipient")',
         'count(history, "a", "b")',
         "last_output(history)",
-        'in_outputs(history, "x", "y", "z")',
+        'in_outputs(history, "x", "y", {}, "z")',
     ],
 )
 def test_wrong_argument_count_for_history_function(write_spec, expr):
@@ -593,3 +593,26 @@ def test_problem_text_and_dict(write_spec):
     assert str(p) == f"{path}:2: nrms: unknown key 'nrms' (did you mean 'norms'?)"
     d = p.to_dict()
     assert d["file"] == str(path) and d["line"] == 2 and d["key"] == "nrms" and d["severity"] == "error"
+
+
+def test_yaml_alias_bomb_is_refused_quickly(write_spec):
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 10) + "]")
+    path = write_spec("\n".join(["fsa_guard: 1", *levels]) + "\n")
+    p = only(problems_of(path))
+    assert p.code == "yaml"
+    assert "expands to more than" in p.message
+
+
+def test_yaml_merge_keys_may_override_merged_values(write_spec):
+    path = write_spec(
+        """
+        fsa_guard: 1
+        norms:
+          - &base {id: a, tools: [t], effect: deny, when: "action.args.x > 1"}
+          - <<: *base
+            id: b
+        """
+    )
+    assert [n.id for n in load_spec(path).norms] == ["a", "b"]
