@@ -74,7 +74,7 @@ def cycle(guard: Guard, actions: Sequence[Action]) -> Callable[[], object]:
     return step
 
 
-def reference_case(n: int) -> dict[str, float] | None:
+def reference_case(n: int) -> dict[str, object] | None:
     base = ROOT / "policies" / "enterprise-baseline.yaml"
     person = ROOT / "policies" / "examples" / "alice.yaml"
     actions_file = ROOT / "bench" / "reference_actions.json"
@@ -92,7 +92,16 @@ def reference_case(n: int) -> dict[str, float] | None:
         )
         for a in json.loads(actions_file.read_text())
     ]
-    return measure(cycle(guard, actions), n)
+    overall: dict[str, object] = dict(measure(cycle(guard, actions), n))
+    by_tool: dict[str, list[Action]] = {}
+    for a in actions:
+        by_tool.setdefault(a.tool, []).append(a)
+    per = max(200, n // 10)
+    overall["by_tool"] = {
+        tool: {**measure(cycle(guard, acts), per), "actions": len(acts), "norms": len(guard.spec.plan(tool).norms)}
+        for tool, acts in sorted(by_tool.items())
+    }
+    return overall
 
 
 def synthetic_spec(n_norms: int, n_tools: int = 100) -> dict[str, object]:
@@ -269,7 +278,10 @@ def main() -> None:
     print(f"machine: {result['machine']}")
     ref = result["reference"]
     if ref:
-        print(f"reference layered spec: p50 {ref['p50_us']:.1f} us  p99 {ref['p99_us']:.1f} us")
+        print(f"reference layered spec, all labelled actions: p50 {ref['p50_us']:.1f} us  p99 {ref['p99_us']:.1f} us")
+        print(f"  {'tool':<18} {'actions':>7} {'norms':>5} {'p50 us':>7} {'p99 us':>7}")
+        for tool, row in ref["by_tool"].items():
+            print(f"  {tool:<18} {row['actions']:>7} {row['norms']:>5} {row['p50_us']:>7.1f} {row['p99_us']:>7.1f}")
     print(
         f"{'norms':>7} {'load s':>7} {'own p50':>8} {'own p99':>8} {'spread p50':>10} {'spread p99':>10} "
         f"{'norms/tool':>10}"

@@ -199,14 +199,14 @@ class _Env:
     ``cheap && expensive`` — is never computed, and a failing let fails only the expressions that reach it.
     """
 
-    __slots__ = ("ctx", "errors", "fresh", "pending", "retry")
+    __slots__ = ("ctx", "errors", "fresh", "nulls", "pending")
 
     def __init__(self, ctx: Any, plan: ToolPlan) -> None:
         self.ctx = ctx
         self.pending = dict(plan.lets)
         self.errors: dict[str, str] = {}
         self.fresh: dict[str, Any] = {}  # lets computed during the current run, which cannot see them yet
-        self.retry = False
+        self.nulls = 0  # lets computed as null so far
         if self.pending:
             ctx.set_variable_resolver(self._resolve)
 
@@ -217,28 +217,33 @@ class _Env:
         if compiled is None:
             return None  # not a let, or computed by an earlier run: the context's variables answer
         try:
-            value = compiled.program.execute(self.ctx)
+            value = self._execute(compiled)
         except Exception as exc:  # the resolver must not raise: the CEL package would print and swallow it
             self.errors[name] = self.describe(exc)
             return None
         self.ctx.add_variable(name, value)
         if value is None:
-            self.retry = True  # to the resolver None means "not mine": the run fails and runs again
+            self.nulls += 1  # to the resolver None means "not mine": the run that asked fails and runs again
         else:
             self.fresh[name] = value
         return value
 
+    def _execute(self, compiled: Any) -> Any:
+        while True:
+            nulls = self.nulls
+            try:
+                return compiled.program.execute(self.ctx)
+            except Exception:
+                if self.nulls == nulls:
+                    raise
+            # a let that is null was computed on the way: it is a plain variable now, so run again
+
     def run(self, compiled: Any) -> Any:
-        """Execute ``compiled`` (once more if it met a let whose value is null)."""
+        """Execute ``compiled`` in this decision's context."""
         try:
-            return compiled.program.execute(self.ctx)
-        except Exception:
-            if not self.retry:
-                raise
+            return self._execute(compiled)
         finally:
             self.fresh.clear()
-        self.retry = False
-        return compiled.program.execute(self.ctx)
 
     def describe(self, exc: BaseException) -> str:
         """A short message for a run-time error, naming the let that failed when one did."""

@@ -7,6 +7,7 @@ that fail (``1 + "a"``), each with a did-you-mean hint.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -144,6 +145,39 @@ def inline_get(src: str) -> str:
     return f"{src[: m.start()]}(has({field}) ? {field} : {default}){inline_get(src[close + 1 :])}"
 
 
+_MATCHES = re.compile(r"(\.\s*)?(?<![\w])matches\s*\(")
+
+
+def inline_matches(src: str) -> str:
+    """Send ``matches()`` with a literal pattern to a cached Python regex.
+
+    The CEL package compiles the pattern on every call (10-50 µs); ``re`` compiles it once. Only patterns
+    that Python compiles the same way are moved; others keep CEL's own ``matches``.
+    """
+    bare = _strip_strings(src)
+    out, last = [], 0
+    for m in _MATCHES.finditer(bare):
+        parsed = _call_args(bare, m.end() - 1)
+        if parsed is None:
+            continue
+        spans = parsed[0]
+        pattern_span = spans[0] if m.group(1) else (spans[1] if len(spans) == 2 else None)
+        if pattern_span is None or (m.group(1) and len(spans) != 1):
+            continue
+        literal = src[pattern_span[0] : pattern_span[1]].strip()
+        if not _STRING.fullmatch(literal):
+            continue
+        try:
+            pattern = ast.literal_eval(literal)
+            re.compile(pattern)
+        except (ValueError, SyntaxError, re.error, TypeError):
+            continue
+        name_at = bare.index("matches", m.start())
+        out.append(src[last:name_at] + "fsa_matches")
+        last = name_at + len("matches")
+    return "".join(out) + src[last:]
+
+
 _ROOT_USE = re.compile(r"(?<![\w.])(action|context)\b")
 _ARG_KEY = re.compile(r"\s*\.\s*args\s*\.\s*([A-Za-z_]\w*)")
 _TOOL_FIELD = re.compile(r"\s*\.\s*tool\b")
@@ -257,12 +291,15 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     raw_history = "history" in variables and _uses_raw_history(bare)
     if not variables and not used_lets and not bound:
         _check_constant(program, src, functions)
-    fast = inline_get(src)
+    fast = inline_matches(inline_get(src))
     if fast != src:
         program = cel.compile(fast)
         bare = _strip_strings(fast)
-        if "get" not in program.references()["functions"]:
+        used = program.references()["functions"]
+        if "get" not in used:
             functions.discard("get")
+        if "fsa_matches" in used:
+            functions.add("fsa_matches")
     arg_keys, context_keys = _keys_used(bare, bound)
     return Compiled(
         source=src,

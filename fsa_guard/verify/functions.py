@@ -306,6 +306,18 @@ def host_of(value: Any) -> str:
     return text.rsplit("@", 1)[-1].strip(" >").rstrip(".").lower()
 
 
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def regex_search(text: str, pattern: str) -> bool:
+    """CEL's ``matches`` (an unanchored search) with the pattern compiled once, not on every call."""
+    if not isinstance(text, str) or not isinstance(pattern, str):
+        raise TypeError("matches() takes a string and a pattern")
+    return _regex(pattern).search(text) is not None
+
+
 def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
     """Functions that do not depend on the decision, with ``zone`` as the spec's time zone."""
 
@@ -375,6 +387,7 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         raise TypeError("hours() expects a duration")
 
     return {
+        "fsa_matches": regex_search,  # what matches() with a literal pattern compiles to
         "time": lambda *a: _fixed_offset(to_time(*a)),
         "hour": hour,
         "minute_of_day": minute_of_day,

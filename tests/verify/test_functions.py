@@ -124,3 +124,39 @@ def test_in_outputs_filters_by_args() -> None:
     )
     assert index.in_outputs(0, "DE22", "erp_get_invoice", {"id": "INV-2"}) is True
     assert index.in_outputs(0, "DE22", "erp_get_invoice", {"id": "INV-1"}) is False
+
+
+PATTERNS = [
+    r"(?i)^\s*(select|with|show|explain)\b",
+    r";\s*\S",
+    r"^[A-Z]{2}[0-9]{2}",
+    r"\d{4}-\d{2}-\d{2}",
+    r"(?i)password|secret",
+    r"^https?://",
+    r"\bMüller\b",
+    r"^$",
+]
+TEXTS = [
+    "SELECT * FROM t",
+    "select 1; drop table x",
+    "DE89 3704",
+    "due 2026-03-05",
+    "my Secret",
+    "http://x",
+    "Jürgen Müller",
+    "",
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_cached_regex_agrees_with_cels_matches(pattern: str) -> None:
+    import cel
+
+    from fsa_guard.verify.expr import compile_expr
+    from fsa_guard.verify.functions import regex_search
+
+    native = cel.compile("text.matches(pattern)")
+    compiled = compile_expr(f"action.args.text.matches({pattern!r})")
+    assert "fsa_matches" in compiled.functions  # the literal pattern moved to the cached regex
+    for text in TEXTS:
+        assert regex_search(text, pattern) == native.execute({"text": text, "pattern": pattern}), text

@@ -928,3 +928,22 @@ def test_offset_zone_datetime_in_args(make_guard):
     g = one_norm(make_guard, "action.args.at < now")
     at = datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5)))
     assert g.decide(Action("t", {"at": at}, now=datetime(2025, 1, 1, tzinfo=UTC))).outcome == "deny"
+
+
+def test_a_let_built_on_a_null_let(make_guard):
+    g = make_guard(
+        """
+        let:
+          invoice: last_output(history, "get_invoice")
+          amount: 'invoice == null ? -1.0 : double(invoice.amount)'
+        norms:
+          - id: amount-matches
+            tools: [pay]
+            when: action.args.amount != amount
+            effect: escalate
+        """
+    )
+    assert g.decide(Action("pay", {"amount": 5.0})).outcome == "escalate"
+    paid = Action("pay", {"amount": 5.0}, history=[{"tool": "get_invoice", "args": {}, "output": {"amount": 5.0}}])
+    d = g.decide(paid)
+    assert d.outcome == "allow", d.explain()
