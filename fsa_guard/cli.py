@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._console import OUTCOME_COLOR, esc
 from .action import Action, Call
 from .decision import Decision
 from .errors import Problem, SpecError
@@ -39,7 +40,6 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": "yellow"}
 
 SpecsArg = Annotated[list[Path], typer.Argument(help="Spec files, later layered over earlier.", show_default=False)]
 
@@ -53,13 +53,9 @@ def _print_problems(problems: list[Problem], console: Console) -> None:
     for p in problems:
         color = "red" if p.severity == "error" else "yellow"
         where = f"{p.file}:{p.line}" if p.line else p.file
-        key = f" [bold]{p.key}[/bold]:" if p.key else ""
-        hint = f" [dim]({_esc(p.hint)})[/dim]" if p.hint else ""
-        console.print(f"[{color}]{p.severity}[/{color}] {where}:{key} {_esc(p.message)}{hint}", markup=True)
-
-
-def _esc(text: str) -> str:
-    return text.replace("[", "\\[")
+        key = f" [bold]{esc(p.key)}[/bold]:" if p.key else ""
+        hint = f" [dim]({esc(p.hint)})[/dim]" if p.hint else ""
+        console.print(f"[{color}]{p.severity}[/{color}] {where}:{key} {esc(p.message)}{hint}", markup=True)
 
 
 def _load_guard(specs: list[Path]) -> Guard:
@@ -88,6 +84,8 @@ def _parse_actions(text: str, where: str) -> list[Action]:
     except json.JSONDecodeError as exc:
         raise _fail_input(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     items = data if isinstance(data, list) else [data]
+    if not items:
+        raise _fail_input(f"{where}: the list of actions is empty")
     return [
         _action_from_json(item, f"{where}" + (f"[{i}]" if isinstance(data, list) else ""))
         for i, item in enumerate(items)
@@ -136,11 +134,11 @@ def _action_from_json(item: Any, where: str) -> Action:
 
 
 def _render(decision: Decision) -> None:
-    color = _COLOR[decision.outcome]
-    out.print(f"[bold {color}]{decision.outcome.upper()}[/bold {color}]  {_esc(decision.proposed.tool)}", markup=True)
-    out.print(f"  proposed: {_esc(json.dumps(decision.proposed.to_dict(), default=str))}", markup=True)
+    color = OUTCOME_COLOR[decision.outcome]
+    out.print(f"[bold {color}]{decision.outcome.upper()}[/bold {color}]  {esc(decision.proposed.tool)}", markup=True)
+    out.print(f"  proposed: {esc(json.dumps(decision.proposed.to_dict(), default=str))}", markup=True)
     if decision.outcome == "revise":
-        out.print(f"  run:      {_esc(json.dumps(decision.action.to_dict(), default=str))}", markup=True)
+        out.print(f"  run:      {esc(json.dumps(decision.action.to_dict(), default=str))}", markup=True)
     if decision.findings:
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         for col in ("source", "id", "effect", "message"):
@@ -148,7 +146,7 @@ def _render(decision: Decision) -> None:
         for f in decision.findings:
             table.add_row(f.source, f.id, f.effect, f.message)
         out.print(table)
-    out.print(f"  [dim]{_esc(decision.explain())}[/dim]", markup=True)
+    out.print(f"  [dim]{esc(decision.explain())}[/dim]", markup=True)
 
 
 @app.command()
@@ -169,7 +167,11 @@ def check(
     guard = _load_guard(specs)
     text, where = _read_action_source(action)
     actions = _parse_actions(text, where)
-    decisions = [guard.decide(a) for a in actions]
+    decisions = []
+    for a in actions:
+        d = guard.decide(a)
+        guard.report(d, ok=True)  # as if each allowed call ran, so a list of actions spends its budgets
+        decisions.append(d)
     if as_json:
         payload: Any = [d.to_dict() for d in decisions] if text.lstrip().startswith("[") else decisions[0].to_dict()
         out.print_json(json.dumps(payload, default=str))

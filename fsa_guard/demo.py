@@ -21,13 +21,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from ._console import OUTCOME_COLOR, esc
 from .action import Action, Call
 from .decision import Decision
 from .guard import Guard
 
 __all__ = ["SCRIPT", "Step", "policy_path", "run_demo"]
-
-_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": "yellow"}
 
 
 def policy_path(name: str) -> Path:
@@ -162,13 +161,13 @@ def run_demo(console: Console | None = None, pause: float = 0.0) -> list[Decisio
 
 
 def _show(console: Console, number: int, step: Step, decision: Decision) -> None:
-    color = _COLOR[decision.outcome]
+    color = OUTCOME_COLOR[decision.outcome]
     console.print()
-    console.print(f"[bold]{number}.[/bold] [dim]agent:[/dim] {_esc(step.thought)}")
-    console.print(f"   proposes [bold]{step.tool}[/bold] {_esc(json.dumps(dict(step.args), ensure_ascii=False))}")
-    console.print(f"   [bold {color}]{decision.outcome.upper()}[/bold {color}]  {_esc(decision.explain())}")
+    console.print(f"[bold]{number}.[/bold] [dim]agent:[/dim] {esc(step.thought)}")
+    console.print(f"   proposes [bold]{step.tool}[/bold] {esc(json.dumps(dict(step.args), ensure_ascii=False))}")
+    console.print(f"   [bold {color}]{decision.outcome.upper()}[/bold {color}]  {esc(decision.explain())}")
     if decision.outcome == "revise":
-        console.print(f"   runs instead: {_esc(json.dumps(dict(decision.action.args), ensure_ascii=False))}")
+        console.print(f"   runs instead: {esc(json.dumps(dict(decision.action.args), ensure_ascii=False))}")
     if decision.outcome == "escalate":
         console.print("   [yellow]paused: the assistant asks you before doing this[/yellow]")
 
@@ -179,7 +178,7 @@ def _summary(console: Console, decisions: Sequence[Decision]) -> None:
         table.add_column(col, overflow="fold")
     for i, d in enumerate(decisions, 1):
         why = ", ".join(d.finding_ids()) or "-"
-        color = _COLOR[d.outcome]
+        color = OUTCOME_COLOR[d.outcome]
         table.add_row(
             str(i), d.proposed.tool, f"[{color}]{d.outcome}[/{color}]", why, f"{d.timings.get('total', 0) * 1e6:.0f}"
         )
@@ -187,11 +186,7 @@ def _summary(console: Console, decisions: Sequence[Decision]) -> None:
     console.print(table)
     counts = {o: sum(d.outcome == o for d in decisions) for o in ("allow", "revise", "escalate", "deny")}
     console.print(
-        "  ".join(f"[{_COLOR[o]}]{o}: {n}[/{_COLOR[o]}]" for o, n in counts.items())
+        "  ".join(f"[{OUTCOME_COLOR[o]}]{o}: {n}[/{OUTCOME_COLOR[o]}]" for o, n in counts.items())
         + "\nNo model and no API key were used: the agent was a script. With an OpenAI-compatible critic "
         "(a later release), calls marked for judgment are weighed against the values cards instead of escalating."
     )
-
-
-def _esc(text: str) -> str:
-    return text.replace("[", "\\[")

@@ -24,7 +24,7 @@ from typing import Any, TypeVar, overload
 
 from .action import Action, Call
 from .audit.base import AuditSink
-from .critique.base import Critic, CritiqueRequest, CritiqueVerdict, check_verdict
+from .critique.base import Critic, CritiqueRequest, check_verdict
 from .decision import Decision, Finding, Outcome
 from .errors import AuditError, Denied, EscalationRequired, StoreError
 from .escalate.base import Answer, Approver
@@ -139,10 +139,14 @@ class Guard:
     def _wrap(self, fn: F, tool_name: str) -> F:
         self.register_tool(tool_name, schema_from_signature(fn))
         sig = inspect.signature(fn)
+        var_positional = [n for n, p in sig.parameters.items() if p.kind is inspect.Parameter.VAR_POSITIONAL]
 
         def action_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Action, Session | None]:
             try:
                 call_args = dict(sig.bind(*args, **kwargs).arguments)
+                for pname in var_positional:
+                    if pname in call_args:
+                        call_args[pname] = list(call_args[pname])
             except TypeError:
                 # Unknown or missing arguments: still decide, so the caller gets a malformed-action Decision.
                 call_args = {**dict(zip(sig.parameters, args, strict=False)), **kwargs}
@@ -167,7 +171,8 @@ class Guard:
                 decision = await self.adecide(action)
                 _raise_unless_allowed(decision)
                 try:
-                    result = await fn(**decision.action.args)
+                    positional, keywords = _call_args(sig, decision.action.args)
+                    result = await fn(*positional, **keywords)
                 except BaseException as exc:
                     finish(decision, session, False, f"error: {exc}")
                     raise
@@ -182,7 +187,8 @@ class Guard:
             decision = self.decide(action)
             _raise_unless_allowed(decision)
             try:
-                result = fn(**decision.action.args)
+                positional, keywords = _call_args(sig, decision.action.args)
+                result = fn(*positional, **keywords)
             except BaseException as exc:
                 finish(decision, session, False, f"error: {exc}")
                 raise
@@ -203,6 +209,8 @@ class Guard:
         except StopIteration as stop:
             decision: Decision = stop.value
             return decision
+        except Exception as exc:  # a bug must never turn into an allow, nor into an exception for the agent
+            return self._failed(action, exc)
 
     async def adecide(self, action: Action) -> Decision:
         """Decide one action, awaiting the critic and the approver."""
@@ -214,6 +222,8 @@ class Guard:
         except StopIteration as stop:
             decision: Decision = stop.value
             return decision
+        except Exception as exc:
+            return self._failed(action, exc)
 
     def _answer(self, question: _Question) -> _Reply:
         kind, payload = question
@@ -249,82 +259,91 @@ class Guard:
                 continue  # an unreported reservation expires by itself after reservation_ttl
 
     def _pipeline(self, proposed: Action) -> Generator[_Question, _Reply, Decision]:
-        spec = self.spec
-        clock = time.perf_counter
-        started = clock()
-        timings: dict[str, float] = {}
+        timer = _Timer()
         findings: list[Finding] = []
         tokens: dict[str, int] = {}
         now = proposed.now if proposed.now is not None else self._clock()
+        if not isinstance(now, datetime):
+            findings.append(
+                Finding("schema", "malformed-action", f"the action's now must be a datetime, got {now!r}", "deny")
+            )
+            return self._decision("deny", proposed, proposed, findings, timer.done(), tokens)
         if now.tzinfo is None:
-            now = now.replace(tzinfo=spec.zone)
-        current = proposed
-        rounds = 0
-        outcome: Outcome = "allow"
-        verdict = Verdict()
-        stage_started = clock()
-        while True:
-            verdict = verify(spec, current, now, self._validators.get(current.tool), self.store)
-            findings.extend(f for f in verdict.findings if f not in findings)  # a converged revision re-fires
-            if verdict.deny:
-                outcome = "deny"
-                break
-            if verdict.escalate:
-                outcome = "escalate"
-                break
-            revision = verdict.revision
-            if verdict.critique:
-                _add_time(timings, "revise" if rounds else "verify", clock() - stage_started)
-                stage_started = clock()
-                result = yield from self._critique(current, verdict, findings, tokens)
-                _add_time(timings, "critique", clock() - stage_started)
-                stage_started = clock()
-                if result in ("deny", "escalate"):
-                    outcome = result  # type: ignore[assignment]
-                    break
-                if isinstance(result, dict):
-                    revision = {**(revision or current.args), **result}
-            if revision is None or dict(revision) == dict(current.args):
-                outcome = "allow"
-                break
-            rounds += 1
-            if rounds > spec.max_revisions:
-                findings.append(
-                    Finding(
-                        "guard",
-                        "revision-limit",
-                        f"The call was still being revised after {spec.max_revisions} rounds",
-                        effect="escalate",
-                    )
-                )
-                outcome = "escalate"
-                break
-            _add_time(timings, "revise" if rounds > 1 else "verify", clock() - stage_started)
-            stage_started = clock()
-            current = current.with_args(revision)
-        _add_time(timings, "revise" if rounds else "verify", clock() - stage_started)
+            now = now.replace(tzinfo=self.spec.zone)
+
+        current, outcome, verdict = yield from self._judge(proposed, now, findings, tokens, timer)
 
         reservations: tuple[str, ...] = ()
         if outcome == "allow":
-            outcome, reservations = self._reserve(verdict.charges, now, findings, force=False)
-
-        if outcome == "escalate" and self.approver is not None:
-            stage_started = clock()
-            pending = self._decision("escalate", current, proposed, findings, timings, tokens)
-            ok, answer = yield ("ask", pending)
-            outcome, current, reservations = self._apply_answer(ok, answer, current, now, findings, verdict)
-            timings["escalate"] = clock() - stage_started
+            outcome, reservations = self._reserve(verdict.charges, now, findings, approved=False)
+        if outcome == "escalate":
+            if self._deny_budget_exceeded(verdict.charges, now, findings):
+                outcome = "deny"  # no one's yes could make it run, so no one is asked
+            elif self.approver is not None:
+                pending = self._decision("escalate", current, proposed, findings, timer.timings, tokens)
+                ok, answer = yield ("ask", pending)
+                outcome, current, reservations = self._apply_answer(ok, answer, current, now, findings, verdict)
+            timer.lap("escalate")
 
         if outcome == "allow" and (current.tool != proposed.tool or dict(current.args) != dict(proposed.args)):
             outcome = "revise"
-        decision = self._decision(outcome, current, proposed, findings, timings, tokens, reservations)
-
+        decision = self._decision(outcome, current, proposed, findings, timer.timings, tokens, reservations)
         if self.audit is not None:
-            stage_started = clock()
             decision = self._record(decision)
-            timings["record"] = clock() - stage_started
-        timings["total"] = clock() - started
+            timer.lap("record")
+        timer.done()
         return decision
+
+    def _judge(
+        self, action: Action, now: datetime, findings: list[Finding], tokens: dict[str, int], timer: _Timer
+    ) -> Generator[_Question, _Reply, tuple[Action, Outcome, Verdict]]:
+        """Verify, revise and critique until the outcome is settled. Returns the action judged last.
+
+        Revisions are applied first and the revised call is verified again, so a deny on it still denies,
+        and what a person or the critic is asked about is the call that would actually run. An escalate
+        from any round still escalates (precedence: deny > escalate > critique > revise > allow).
+        """
+        current, rounds, escalated = action, 0, False
+        while True:
+            wants_critique: Verdict | None = None
+            while True:
+                verdict = self._verify(current, now)
+                _merge(findings, verdict.findings)
+                timer.lap("revise" if rounds else "verify")
+                if verdict.deny:
+                    return current, "deny", verdict
+                escalated = escalated or verdict.escalate
+                wants_critique = verdict if verdict.critique else wants_critique
+                revision = verdict.revision
+                if revision is None or dict(revision) == dict(current.args):
+                    break
+                rounds += 1
+                if rounds > self.spec.max_revisions:
+                    return current, self._revision_limit(findings), verdict
+                current = current.with_args(revision)
+            if escalated:
+                return current, "escalate", verdict
+            if wants_critique is None:
+                return current, "allow", verdict
+            result = yield from self._critique(current, wants_critique, findings, tokens)
+            timer.lap("critique")
+            if result in ("deny", "escalate"):
+                return current, result, verdict  # type: ignore[return-value]
+            if not isinstance(result, dict) or result.items() <= dict(current.args).items():
+                return current, "allow", verdict
+            rounds += 1  # the critic's revision is verified like any other
+            if rounds > self.spec.max_revisions:
+                return current, self._revision_limit(findings), verdict
+            current = current.with_args({**current.args, **result})
+
+    def _revision_limit(self, findings: list[Finding]) -> Outcome:
+        message = f"The call was still being revised after {self.spec.max_revisions} rounds"
+        findings.append(Finding("guard", "revision-limit", message, effect="escalate"))
+        return "escalate"
+
+    def _verify(self, action: Action, now: datetime) -> Verdict:
+        validator = self._validators.get(action.tool) if isinstance(action.tool, str) else None
+        return verify(self.spec, action, now, validator, self.store)
 
     def _critique(
         self, action: Action, verdict: Verdict, findings: list[Finding], tokens: dict[str, int]
@@ -354,10 +373,7 @@ class Guard:
         if not ok:
             findings.append(Finding("critic", "critic-failed", f"The critic failed: {result}", effect="escalate"))
             return "escalate"
-        if not isinstance(result, CritiqueVerdict):
-            problem: str | None = f"the critic returned {type(result).__name__}, not a CritiqueVerdict"
-        else:
-            problem = check_verdict(request, result)
+        problem = check_verdict(request, result)
         if problem is not None:
             findings.append(
                 Finding("critic", "critic-unverified", f"The critic's verdict failed checks: {problem}", "escalate")
@@ -377,37 +393,52 @@ class Guard:
         return None
 
     def _reserve(
-        self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding], force: bool
+        self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding], approved: bool
     ) -> tuple[Outcome, tuple[str, ...]]:
-        """Reserve every budget charge, all or nothing."""
+        """Reserve every budget charge, all or nothing.
+
+        Every budget is checked, so an exceeded ``on_exceed: deny`` budget denies whatever the order. A
+        person's approval lets a call past ``on_exceed: escalate`` budgets, never past ``deny`` ones.
+        """
         taken: list[str] = []
+        exceeded: list[Finding] = []
         ts = now.timestamp()
         try:
             for budget, amount in charges:
                 b = budget.budget
+                force = approved and b.on_exceed == "escalate"
                 r = self.store.reserve(b.id, amount, b.limit, budget.window_s, ts, self.reservation_ttl, force)
                 if not r.ok:
-                    self._release(taken)
-                    findings.append(
-                        Finding(
-                            "budget",
-                            b.id,
-                            f"{b.description or 'Budget ' + repr(b.id)}: {r.used:g} used of {b.limit:g} per "
-                            f"{b.window}; this call needs {amount:g}",
-                            effect=b.on_exceed,
-                            values=tuple(b.serves),
-                        )
-                    )
-                    return b.on_exceed, ()
-                if r.id is not None:
+                    exceeded.append(_budget_finding(budget, amount, r.used))
+                elif r.id is not None:
                     taken.append(r.id)
         except StoreError as exc:
             self._release(taken)
-            findings.append(
-                Finding("store", "store-unavailable", f"Budget state could not be checked: {exc}", effect="deny")
-            )
+            findings.append(_store_down(exc))
             return "deny", ()
+        if exceeded:
+            self._release(taken)
+            findings.extend(exceeded)
+            return ("deny" if any(f.effect == "deny" for f in exceeded) else "escalate"), ()
         return "allow", tuple(taken)
+
+    def _deny_budget_exceeded(
+        self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding]
+    ) -> bool:
+        """Whether an ``on_exceed: deny`` budget would refuse the call (read only; nothing is reserved)."""
+        ts = now.timestamp()
+        try:
+            for budget, amount in charges:
+                b = budget.budget
+                if b.on_exceed == "deny":
+                    used = self.store.usage(b.id, budget.window_s, ts)
+                    if used + amount > b.limit:
+                        findings.append(_budget_finding(budget, amount, used))
+                        return True
+        except StoreError as exc:
+            findings.append(_store_down(exc))
+            return True
+        return False
 
     def _release(self, reservation_ids: Sequence[str]) -> None:
         for rid in reservation_ids:
@@ -419,7 +450,13 @@ class Guard:
     def _apply_answer(
         self, ok: bool, answer: Any, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
     ) -> tuple[Outcome, Action, tuple[str, ...]]:
-        if not ok or not isinstance(answer, Answer) or answer.choice not in ("approve", "deny", "edit"):
+        valid = (
+            ok
+            and isinstance(answer, Answer)
+            and answer.choice in ("approve", "deny", "edit")
+            and (answer.choice != "edit" or isinstance(answer.args, Mapping))
+        )
+        if not valid:
             why = answer if not ok else f"unexpected answer {answer!r}"
             findings.append(
                 Finding("human", "approver-failed", f"No valid answer from the approver: {why}", "escalate")
@@ -431,17 +468,33 @@ class Guard:
             return "deny", current, ()
         charges = verdict.charges
         if answer.choice == "edit":
-            edited = current.with_args(answer.args or {})
-            v = verify(self.spec, edited, now, self._validators.get(edited.tool), self.store)
-            findings.extend(v.findings)
-            if v.deny:
-                return "deny", edited, ()
+            # the edited call is verified like any other: a hard deny still holds, revisions still apply
+            edited, rounds = current.with_args(dict(answer.args or {})), 0
+            while True:
+                v = self._verify(edited, now)
+                _merge(findings, v.findings)
+                if v.deny:
+                    return "deny", edited, ()
+                if v.revision is None or dict(v.revision) == dict(edited.args) or rounds >= self.spec.max_revisions:
+                    break
+                edited, rounds = edited.with_args(v.revision), rounds + 1
             current, charges = edited, v.charges
             findings.append(Finding("human", "human-edited", f"Edited and approved by {answer.by}{note}"))
         else:
             findings.append(Finding("human", "human-approved", f"Approved by {answer.by}{note}"))
-        outcome, reservations = self._reserve(charges, now, findings, force=True)
+        outcome, reservations = self._reserve(charges, now, findings, approved=True)
         return outcome, current, reservations
+
+    def _failed(self, action: Action, exc: Exception) -> Decision:
+        finding = Finding(
+            "guard",
+            "internal-error",
+            f"The guard failed while deciding ({type(exc).__name__}: {exc}), so the call is refused",
+            effect="deny",
+            error=type(exc).__name__,
+        )
+        decision = self._decision("deny", action, action, [finding], {}, {})
+        return self._record(decision) if self.audit is not None else decision
 
     def _decision(
         self,
@@ -493,8 +546,59 @@ class Guard:
         return decision
 
 
-def _add_time(timings: dict[str, float], stage: str, seconds: float) -> None:
-    timings[stage] = timings.get(stage, 0.0) + seconds
+class _Timer:
+    """Seconds per pipeline stage (``STAGES``), plus ``total``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._started = self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def done(self) -> dict[str, float]:
+        self.timings["total"] = time.perf_counter() - self._started
+        return self.timings
+
+
+def _merge(findings: list[Finding], new: Sequence[Finding]) -> None:
+    """Add findings not already there: a norm that fires again on a revised call is one reason, not two."""
+    findings.extend(f for f in new if f not in findings)
+
+
+def _budget_finding(budget: CompiledBudget, amount: float, used: float) -> Finding:
+    b = budget.budget
+    return Finding(
+        "budget",
+        b.id,
+        f"{b.description or 'Budget ' + repr(b.id)}: {used:g} used of {b.limit:g} per {b.window}; this call "
+        f"needs {amount:g}",
+        effect=b.on_exceed,
+        values=tuple(b.serves),
+    )
+
+
+def _store_down(exc: Exception) -> Finding:
+    return Finding("store", "store-unavailable", f"Budget state could not be checked: {exc}", effect="deny")
+
+
+def _call_args(sig: inspect.Signature, args: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments to call a function of signature ``sig`` with the decided args."""
+    rest = dict(args)
+    positional: list[Any] = []
+    kinds = inspect.Parameter
+    by_position = any(p.kind is kinds.VAR_POSITIONAL for p in sig.parameters.values())
+    for name, p in sig.parameters.items():
+        if p.kind is kinds.VAR_POSITIONAL:
+            positional.extend(rest.pop(name, ()))
+        elif p.kind is kinds.POSITIONAL_ONLY or (p.kind is kinds.POSITIONAL_OR_KEYWORD and by_position):
+            if name in rest:
+                positional.append(rest.pop(name))
+            elif p.default is not kinds.empty:
+                positional.append(p.default)
+    return positional, rest
 
 
 def _raise_unless_allowed(decision: Decision) -> None:

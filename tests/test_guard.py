@@ -604,6 +604,7 @@ def test_timings_are_named_by_stage(make_guard):
         assert all(isinstance(v, float) and v >= 0 for v in d.timings.values())
         assert d.timings["total"] >= max(v for k, v in d.timings.items() if k != "total")
     assert "revise" in g.decide(Action("tip", {"amount": 50.0})).timings
+    g.store = type(g.store)()  # the approved calls above spent the daily budget
     assert "escalate" in g.decide(Action("send_money", {"recipient": "US13", "amount": 600.0})).timings
 
 
@@ -654,3 +655,155 @@ def test_to_dict_of_a_malformed_action_is_json_serialisable(guard):
 def test_public_names_used_by_integrations():
     for name in ("Guard", "Action", "Decision", "Denied"):
         assert hasattr(fsa_guard, name)
+
+
+# -- regressions from review ----------------------------------------------------------------------------
+
+BUDGETS = """
+norms:
+  - id: big-needs-approval
+    tools: [pay]
+    when: action.args.amount > 500.0
+    effect: escalate
+budgets:
+  - id: soft-rate
+    tools: [pay]
+    limit: 0
+    window: 1h
+    on_exceed: escalate
+  - id: hard-cap
+    tools: [pay]
+    measure: action.args.amount
+    limit: 1000
+    window: 1d
+    on_exceed: deny
+"""
+
+
+def test_a_deny_budget_wins_whatever_the_order_of_budgets(make_guard):
+    d = make_guard(BUDGETS, clock=lambda: T0).decide(Action("pay", {"amount": 5000.0}))
+    assert d.outcome == "deny"
+    assert "hard-cap" in d.finding_ids()
+
+
+def test_approval_never_passes_a_deny_budget_and_is_not_asked_when_it_could_not(make_guard):
+    asked: list[Decision] = []
+
+    def approve(decision: Decision) -> Answer:
+        asked.append(decision)
+        return Answer("approve", by="bob")
+
+    g = make_guard(BUDGETS, clock=lambda: T0, approver=CallbackApprover(approve))
+    first = g.decide(Action("pay", {"amount": 900.0}))  # escalates (norm and soft-rate); bob approves
+    assert first.outcome == "allow" and len(asked) == 1
+    g.report(first, ok=True)
+    second = g.decide(Action("pay", {"amount": 600.0}))
+    assert second.outcome == "deny" and "hard-cap" in second.finding_ids()
+    assert len(asked) == 1  # 900 + 600 > 1000: no answer could let it run, so nobody was asked
+    assert g.store.usage("hard-cap", 86400, T0.timestamp()) == 900.0
+
+
+def test_an_escalation_shows_and_runs_the_revised_call(make_guard):
+    shown: list[Decision] = []
+
+    def approve(decision: Decision) -> Answer:
+        shown.append(decision)
+        return Answer("approve", by="bob")
+
+    body = """
+norms:
+  - id: cap-tips
+    tools: [tip]
+    when: action.args.amount > 20.0
+    effect: revise
+    revise: {amount: "20.0"}
+  - id: late-night
+    tools: [tip]
+    when: hour(now) >= 22
+    effect: escalate
+"""
+    g = make_guard(body, clock=lambda: T0.replace(hour=23), approver=CallbackApprover(approve))
+    d = g.decide(Action("tip", {"amount": 500.0}))
+    assert dict(shown[0].action.args) == {"amount": 20.0}
+    assert d.outcome == "revise" and dict(d.action.args) == {"amount": 20.0}
+    assert d.finding_ids() == ["cap-tips", "late-night", "human-approved"]
+
+
+def test_malformed_replies_of_critic_and_approver_escalate(make_guard):
+    from fsa_guard.testing import ScriptedCritic
+
+    body = "norms:\n  - id: judge\n    tools: [t]\n    effect: critique\n"
+    for bad in (
+        CritiqueVerdict("revise", "x", revised_args=[1, 2]),  # type: ignore[arg-type]
+        CritiqueVerdict("allow", "x", tokens=None),  # type: ignore[arg-type]
+        CritiqueVerdict("allow", "x", values=None),  # type: ignore[arg-type]
+        "allow",
+    ):
+        d = make_guard(body, critic=ScriptedCritic([bad])).decide(Action("t", {}))  # type: ignore[list-item]
+        assert d.outcome == "escalate" and "critic-unverified" in d.finding_ids(), bad
+    g, _ = with_approver(make_guard, Answer("edit", args=[1, 2]))  # type: ignore[arg-type]
+    d = g.decide(Action("send_money", {"recipient": "US13", "amount": 600.0}))
+    assert d.outcome == "escalate" and "approver-failed" in d.finding_ids()
+
+
+def test_decide_denies_instead_of_raising_on_odd_actions(guard):
+    d = guard.decide(Action("send_money", {"amount": 1.0}, now="2026-01-01"))  # type: ignore[arg-type]
+    assert d.outcome == "deny" and d.finding_ids() == ["malformed-action"]
+    d = guard.decide(Action(["send_money"], {}))  # type: ignore[arg-type]
+    assert d.outcome == "deny" and d.finding_ids() == ["malformed-action"]
+    far = Action("send_money", {"recipient": "US13", "amount": 1.0}, now=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    assert guard.decide(far).outcome in ("deny", "allow")  # never an exception
+
+
+def test_a_store_that_fails_while_a_norm_reads_state_denies(make_guard):
+    from fsa_guard import StoreError
+    from fsa_guard.store.memory import MemoryStore
+
+    class Down(MemoryStore):
+        def usage(self, key, window_s, now):  # type: ignore[no-untyped-def]
+            raise StoreError("connection refused")
+
+    body = """
+norms:
+  - id: near-limit
+    tools: [pay]
+    when: 'state.budgets["b"].remaining < 10.0'
+    effect: escalate
+budgets:
+  - {id: b, tools: [pay], limit: 100, window: 1d}
+"""
+    d = make_guard(body, store=Down()).decide(Action("pay", {}))
+    assert d.outcome == "deny" and d.finding_ids() == ["store-unavailable"]
+
+
+def test_a_revision_that_computes_a_time_gives_iso_text(make_guard):
+    body = """
+defaults: {timezone: UTC}
+norms:
+  - id: later
+    tools: [notify]
+    when: "!has(action.args.send_at)"
+    effect: revise
+    revise: {send_at: 'now + duration("10h")'}
+"""
+    d = make_guard(body, clock=lambda: T0).decide(Action("notify", {"text": "hi"}))
+    assert d.outcome == "revise"
+    assert d.action.args["send_at"] == "2025-03-01T19:00:00+00:00"
+
+
+def test_tools_with_var_positional_and_positional_only_parameters(make_guard):
+    g = make_guard("norms:\n  - {id: n, tools: [join, square], when: 'false', effect: deny}\n")
+
+    @g.tool
+    def join(prefix: str, *lines: str) -> str:
+        return prefix + ",".join(lines)
+
+    @g.tool
+    def square(x: int, /) -> int:
+        return x * x
+
+    assert join("p", "a", "b") == "pa,b"
+    assert square(3) == 9
+    with pytest.raises(Denied) as info:
+        join("p", 1)  # type: ignore[arg-type]
+    assert info.value.decision.finding_ids() == ["malformed-action"]

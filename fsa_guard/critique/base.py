@@ -55,6 +55,14 @@ class Critic(Protocol):
 
 def check_verdict(request: CritiqueRequest, verdict: CritiqueVerdict) -> str | None:
     """Why ``verdict`` cannot be trusted, or None when it passes the mechanical checks."""
+    if not isinstance(verdict, CritiqueVerdict):
+        return f"the critic returned {type(verdict).__name__}, not a CritiqueVerdict"
+    if not isinstance(verdict.values, Sequence) or not all(isinstance(v, str) for v in verdict.values):
+        return "cited values must be a list of value ids"
+    if verdict.revised_args is not None and not isinstance(verdict.revised_args, Mapping):
+        return "revised args must be a mapping"
+    if not isinstance(verdict.tokens, Mapping) or not all(isinstance(n, int) for n in verdict.tokens.values()):
+        return "token counts must be a mapping of integers"
     if verdict.verdict not in ("allow", "revise", "escalate", "deny"):
         return f"unknown verdict {verdict.verdict!r}"
     relevant = {v.id for v in request.values}

@@ -38,7 +38,15 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     lines: dict[Path_, int] = {}
     if node is None:
         return None, lines
-    return _build(loader, node, (), lines, [MAX_NODES]), lines
+    try:
+        return _build(loader, node, (), lines, [MAX_NODES]), lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise YAMLProblem(f"YAML error: {exc.problem or exc}", mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise YAMLProblem("a YAML alias refers to itself (an endless structure)", None) from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise YAMLProblem(f"YAML value error: {exc}", None) from None
 
 
 #: Aliases can make a small file expand exponentially ("billion laughs"); no real spec comes near this.

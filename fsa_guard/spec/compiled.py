@@ -30,13 +30,6 @@ __all__ = [
     "load_spec",
 ]
 
-_DEFAULT_ON_ERROR = {
-    "deny": "fire",
-    "escalate": "fire",
-    "allow": "escalate",
-    "revise": "escalate",
-    "critique": "escalate",
-}
 _PLAN_CACHE_MAX = 4096
 
 
@@ -274,7 +267,7 @@ def _compile(resolved: ResolvedSpec) -> tuple[CompiledSpec | None, list[Problem]
         revise: list[tuple[str, Compiled | None]] = []
         for arg, expr in (n.revise or {}).items():
             revise.append((arg, None if expr is None else comp(expr, where, f"{where.key}.revise.{arg}")))
-        norms.append(CompiledNorm(n, when, tuple(revise), n.on_error or _DEFAULT_ON_ERROR[n.effect], where))
+        norms.append(CompiledNorm(n, when, tuple(revise), n.effective_on_error, where))
 
     budgets: list[CompiledBudget] = []
     for b in resolved.budgets:

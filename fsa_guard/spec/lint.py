@@ -121,22 +121,6 @@ def _warnings(spec: ResolvedSpec) -> list[Problem]:
                         "one sentence in the person's words, shown in every explanation",
                     )
                 )
-    pairs: dict[tuple[str, str, str], int] = {}
-    for i, prio in enumerate(spec.priorities):
-        src = spec.sources[("priorities", str(i))]
-        ctx = prio.context.strip().casefold()
-        if (ctx, prio.over, prio.prefer) in pairs:
-            out.append(
-                Problem(
-                    src.file,
-                    src.line,
-                    src.key,
-                    f"priorities contradict each other in context "
-                    f"'{prio.context}': '{prio.prefer}' over '{prio.over}' and the reverse",
-                    code="priority-cycle",
-                )
-            )
-        pairs[(ctx, prio.prefer, prio.over)] = i
     return out
 
 

@@ -183,7 +183,7 @@ _FIELDS: dict[str, Any] = {
 
 def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, int]) -> Iterable[Problem]:
     for err in exc.errors():
-        loc = tuple(str(p) if not isinstance(p, int) else p for p in err["loc"])
+        loc = tuple(str(p) if not isinstance(p, int) else p for p in err["loc"] if p != "[key]")
         kind = err["type"]
         hint = None
         if kind == "extra_forbidden":
@@ -222,7 +222,7 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
     last = layers[-1] if layers else None
     out = ResolvedSpec(id=(last.spec.id or "spec") if last else "spec")
     unknown_from: Source | None = None
-    unknown_layer = 0
+    strict_layer = 0
     zone_from: Source | None = None
     layer_tools: list[set[str]] = []
     for layer in layers:
@@ -246,9 +246,10 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
                     )
                 )
             elif unknown_from is None or d.unknown_tool != out.unknown_tool:
+                if out.unknown_tool == "allow" and d.unknown_tool != "allow":
+                    strict_layer = len(out.files) - 1  # from here on, later layers cannot add known tools
                 out.unknown_tool = d.unknown_tool
                 unknown_from = layer.source("defaults", "unknown_tool")
-                unknown_layer = len(out.files) - 1
         if d.timezone is not None:
             if zone_from is not None and d.timezone != out.timezone:
                 problems.append(
@@ -286,8 +287,8 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
             out.priorities.append(prio)
             out.sources[("priorities", str(len(out.priorities) - 1))] = layer.source("priorities", i)
     # Under a baseline's deny- or escalate-by-default, a later layer cannot make a tool known by naming it:
-    # only the layers up to the one that set unknown_tool decide which tools are known.
-    counted = layer_tools if out.unknown_tool == "allow" else layer_tools[: unknown_layer + 1]
+    # only the layers up to the first one that made unknown_tool escalate or deny decide which tools are known.
+    counted = layer_tools if out.unknown_tool == "allow" else layer_tools[: strict_layer + 1]
     out.known_tools = sorted(set().union(*counted)) if counted else []
     problems.extend(_check_references(out))
     return out, problems
@@ -351,8 +352,8 @@ def _norm_loosening(earlier: Norm, later: Norm) -> str | None:
         return "given another revision"
     if not set(earlier.serves) <= set(later.serves):
         return "detached from the values it serves"
-    if earlier.on_error is not None and later.on_error != earlier.on_error:
-        return "given another on_error"
+    if EFFECT_STRENGTH[later.effect_on_error()] < EFFECT_STRENGTH[earlier.effect_on_error()]:
+        return f"made to {later.effect_on_error()} instead of {earlier.effect_on_error()} when its condition fails"
     return None
 
 
@@ -412,8 +413,19 @@ def _check_references(spec: ResolvedSpec) -> Iterable[Problem]:
                 p = check(vid, spec.at(src, f".serves[{j}]"), f"{kind[:-1]} '{item.id}'")
                 if p:
                     yield p
+    pairs: dict[tuple[str, str, str], Source] = {}
     for i, prio in enumerate(spec.priorities):
         src = spec.sources[("priorities", str(i))]
+        ctx = " ".join(prio.context.split()).casefold()
+        other = pairs.get((ctx, prio.over, prio.prefer))
+        if other is not None:
+            yield src.problem(
+                f"priorities contradict each other in context '{prio.context}': '{prio.prefer}' over "
+                f"'{prio.over}' here and the reverse at {other.file}:{other.line}",
+                code="priority-cycle",
+                hint="keep the one the person holds; with neither, a conflict goes to the person",
+            )
+        pairs[(ctx, prio.prefer, prio.over)] = src
         for key in ("prefer", "over"):
             p = check(getattr(prio, key), spec.at(src, f".{key}"), "priority")
             if p:

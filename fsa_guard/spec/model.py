@@ -111,6 +111,16 @@ class Norm(_Strict):
     )
     message: str | None = Field(None, description="What to tell the agent and the person when it fires.")
 
+    @property
+    def effective_on_error(self) -> str:
+        """``on_error``, or its default: deny and escalate norms fire, the others escalate."""
+        return self.on_error or ("fire" if self.effect in ("deny", "escalate") else "escalate")
+
+    def effect_on_error(self) -> str:
+        """The effect this norm has when its condition fails at run time."""
+        policy = self.effective_on_error
+        return self.effect if policy == "fire" else ("escalate" if policy == "escalate" else "allow")
+
     @model_validator(mode="after")
     def _revise_matches_effect(self) -> Norm:
         if self.effect == "revise" and not self.revise:
@@ -168,3 +178,19 @@ class SpecFile(_Strict):
     norms: list[Norm] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
     priorities: list[Priority] = Field(default_factory=list)
+
+    @field_validator("let")
+    @classmethod
+    def _let_names_are_free(cls, v: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(v) & _RESERVED_NAMES)
+        if taken:
+            raise ValueError(
+                f"let name(s) {', '.join(taken)} would hide a variable or CEL keyword of that name; choose another"
+            )
+        return v
+
+
+_RESERVED_NAMES = frozenset(
+    {"action", "request", "history", "context", "state", "now", "true", "false", "null", "in", "int", "uint"}
+    | {"double", "string", "bool", "bytes", "list", "map", "type", "dyn", "math", "sets", "strings", "optional"}
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass
 
 from .base import Reservation
@@ -19,7 +20,12 @@ class _Entry:
 
 
 class MemoryStore:
-    """Thread-safe in-memory budget store with rolling windows."""
+    """Thread-safe in-memory budget store with rolling windows.
+
+    A decision's ``now`` may be pinned (replays, tests), so the window counts entries with
+    ``now - window < at <= now``; entries are only dropped once they are out of every window that the
+    wall clock or the decisions can still ask about.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, list[_Entry]] = {}
@@ -27,34 +33,48 @@ class MemoryStore:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def _live(self, key: str, window_s: float, now: float) -> list[_Entry]:
+    def _used(self, key: str, window_s: float, now: float) -> float:
         entries = self._entries.get(key, [])
         horizon = now - window_s
-        live = [e for e in entries if e.at > horizon and (e.expires is None or e.expires > now)]
-        if len(live) != len(entries):
-            self._entries[key] = live  # old entries can never count again: windows only move forward
-        return live
+        # a future `now` must not drop today's spending, so prune against the earlier of it and the wall clock
+        prune_before = min(now, time.time()) - window_s
+        kept = [e for e in entries if e.at > prune_before]
+        if len(kept) != len(entries):
+            self._entries[key] = kept
+        return sum(e.amount for e in kept if horizon < e.at <= now and (e.expires is None or e.expires > now))
 
     def reserve(
         self, key: str, amount: float, limit: float, window_s: float, now: float, ttl_s: float, force: bool = False
     ) -> Reservation:
         """See :meth:`fsa_guard.store.base.Store.reserve`."""
         with self._lock:
-            used = sum(e.amount for e in self._live(key, window_s, now))
+            used = self._used(key, window_s, now)
             if used + amount > limit and not force:
                 return Reservation(False, key, amount, used, limit)
             entry = _Entry(now, amount, now + ttl_s)
             self._entries.setdefault(key, []).append(entry)
             rid = f"m{next(self._ids)}"
             self._pending[rid] = (key, entry)
+            if len(self._pending) > 10_000:
+                self._forget_stale(now)
             return Reservation(True, key, amount, used, limit, rid)
+
+    def _forget_stale(self, now: float) -> None:
+        # reservations never reported for a day are forgotten, so an agent that never reports cannot grow memory
+        for rid in [r for r, (_, e) in self._pending.items() if e.expires is not None and e.expires < now - 86400]:
+            del self._pending[rid]
 
     def commit(self, reservation_id: str) -> None:
         """See :meth:`fsa_guard.store.base.Store.commit`."""
         with self._lock:
             item = self._pending.pop(reservation_id, None)
-            if item is not None:
-                item[1].expires = None
+            if item is None:
+                return
+            key, entry = item
+            entry.expires = None
+            entries = self._entries.setdefault(key, [])
+            if not any(e is entry for e in entries):
+                entries.append(entry)  # it expired before the report came: the call still ran, so it counts
 
     def release(self, reservation_id: str) -> None:
         """See :meth:`fsa_guard.store.base.Store.release`."""
@@ -67,4 +87,4 @@ class MemoryStore:
     def usage(self, key: str, window_s: float, now: float) -> float:
         """See :meth:`fsa_guard.store.base.Store.usage`."""
         with self._lock:
-            return sum(e.amount for e in self._live(key, window_s, now))
+            return self._used(key, window_s, now)

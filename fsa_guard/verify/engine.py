@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import cel
 
 from ..action import Action
 from ..decision import Finding
+from ..errors import StoreError
 from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledSpec, ToolPlan
 from ..store.base import Store
 from .functions import HistoryIndex, _fixed_offset
@@ -96,8 +97,11 @@ def verify(
 
     try:
         ctx = _context(spec, plan, action, now, store)
-    except (ValueError, TypeError) as exc:
-        return _malformed(f"the args of {tool} cannot be read by the spec's expressions: {exc}")
+    except StoreError as exc:
+        v.add(Finding("store", "store-unavailable", f"Budget state could not be read: {exc}", effect="deny"))
+        return v
+    except (ValueError, TypeError, OverflowError) as exc:
+        return _malformed(f"the action cannot be read by the spec's expressions: {exc}")
 
     env = _Env(ctx, plan)
     revisions: dict[str, tuple[str, Any]] = {}
@@ -119,6 +123,20 @@ def verify(
 
 
 _REMOVE: Any = object()
+
+
+def _as_arg(value: Any) -> Any:
+    """A revised value as tool-call data: times become ISO text, durations seconds; other kinds are refused."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    bad = _not_json_like(value, "the new value")
+    if bad:
+        raise TypeError(bad)
+    return value
+
+
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -309,7 +327,7 @@ def _revise(
             mine[arg] = _REMOVE
             continue
         try:
-            mine[arg] = env.run(compiled)
+            mine[arg] = _as_arg(env.run(compiled))
         except Exception as exc:
             why = f"revise.{arg} failed: {env.describe(exc)}"
             v.add(Finding("norm", n.id, f"{message} — {why}", effect="escalate", values=values, error=why))

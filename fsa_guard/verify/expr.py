@@ -172,6 +172,8 @@ def inline_matches(src: str) -> str:
             re.compile(pattern)
         except (ValueError, SyntaxError, re.error, TypeError):
             continue
+        if not isinstance(pattern, str) or "$" in pattern:
+            continue  # Python's '$' also matches before a final newline; CEL's does not
         name_at = bare.index("matches", m.start())
         out.append(src[last:name_at] + "fsa_matches")
         last = name_at + len("matches")
@@ -179,9 +181,10 @@ def inline_matches(src: str) -> str:
 
 
 _ROOT_USE = re.compile(r"(?<![\w.])(action|context)\b")
-_ARG_KEY = re.compile(r"\s*\.\s*args\s*\.\s*([A-Za-z_]\w*)")
-_TOOL_FIELD = re.compile(r"\s*\.\s*tool\b")
-_CONTEXT_KEY = re.compile(r"\s*\.\s*([A-Za-z_]\w*)")
+# A key is a field read, never a method call: action.args.exists(...) and context.size() see the whole map.
+_ARG_KEY = re.compile(r"\s*\.\s*args\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
+_TOOL_FIELD = re.compile(r"\s*\.\s*tool\b(?!\s*\()")
+_CONTEXT_KEY = re.compile(r"\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
 
 
 def _keys_used(bare: str, bound: set[str]) -> tuple[frozenset[str] | None, frozenset[str] | None]:

@@ -294,7 +294,9 @@ def host_of(value: Any) -> str:
     """
     if not isinstance(value, str):
         return ""
-    text = value.strip()
+    text = value.strip().replace("\\", "/")  # browsers read a backslash in a URL as a slash
+    if text.startswith("//"):
+        text = "https:" + text  # protocol-relative
     if "://" in text:
         text = text.split("://", 1)[1]
         for sep in "/?#":

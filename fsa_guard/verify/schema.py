@@ -45,9 +45,10 @@ def schema_from_signature(fn: Callable[..., Any]) -> dict[str, Any]:
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             extra = "allow"
             continue
-        if param.kind is inspect.Parameter.VAR_POSITIONAL:
-            continue
         annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            fields[name] = (list[annotation], [])  # type: ignore[valid-type]  # *lines arrive as a list
+            continue
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[name] = (annotation, default)
     model = create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra=extra), **fields)

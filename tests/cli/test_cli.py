@@ -130,3 +130,21 @@ def test_console_script_help_documents_exit_codes() -> None:
     )
     assert out.returncode == 0
     assert "Exit codes" in out.stdout
+
+
+def test_an_empty_list_of_actions_is_bad_input() -> None:
+    result = runner.invoke(app, ["check", SPEC, "--action", "[]"])
+    assert result.exit_code == 2
+    assert "empty" in result.stderr
+
+
+def test_a_list_of_actions_spends_budgets_as_if_each_allowed_call_ran() -> None:
+    pay = {"tool": "send_money", "args": {"recipient": "DE1", "amount": 600.0}, "request": "pay DE1"}
+    later = {**pay, "args": {"recipient": "DE1", "amount": 450.0}}
+    actions = [{**pay, "now": "2026-03-02T09:00:00Z"}, {**later, "now": "2026-03-02T11:00:00Z"}]
+    result = runner.invoke(app, ["check", SPEC, "--action", json.dumps(actions), "--json"])
+    assert [d["outcome"] for d in json.loads(result.stdout)] == ["escalate", "allow"]
+    small = {**pay, "args": {"recipient": "DE1", "amount": 400.0}}
+    actions = [{**small, "now": f"2026-03-02T{hour:02d}:00:00Z"} for hour in (9, 10, 11, 12)]
+    result = runner.invoke(app, ["check", SPEC, "--action", json.dumps(actions), "--json"])
+    assert [d["outcome"] for d in json.loads(result.stdout)] == ["allow", "allow", "deny", "deny"]

@@ -7,7 +7,7 @@ later tool can write them out as scenario files. A case looks like::
         "id": "pay-the-bill-i-asked-for",          # readable test id
         "expect": "allow",                          # allow | deny | revise | escalate
         "findings": [],                             # finding ids, in any order
-        "revised_args": {...},                      # only for revise: the args that will run
+        "revised_args": {...},                      # revise (and escalate with a revision): the args that run
         "used": {"daily-spend": 950.0},             # optional: budget use before this call
         "action": {"tool": ..., "args": {...}, "request": "...", "history": [...], "context": {...},
                    "now": "2025-03-04T14:30:00+01:00"},
@@ -64,9 +64,11 @@ def check_case(decision: Decision, case: Case) -> None:
     assert sorted(decision.finding_ids()) == sorted(case["findings"]), explain
     errors = [f"{f.id}: {f.error}" for f in decision.findings if f.error]
     assert not errors, f"a norm's expression failed at run time: {errors}"
-    if case["expect"] == "revise":
+    if case["expect"] in ("revise", "escalate") and "revised_args" in case:
+        # an escalation is asked about the revised call, the one that would run
         assert dict(decision.action.args) == case["revised_args"], explain
     else:
+        assert case["expect"] != "revise", "a revise case needs revised_args"
         assert "revised_args" not in case
         assert dict(decision.action.args) == dict(case["action"].get("args", {}))
 

@@ -178,7 +178,8 @@ CASES: list[dict[str, Any]] = [
             "args": {"channel": "#general", "text": "Office closed tomorrow"},
             "now": EVENING,
         },
-        "why": "escalate outranks revise",
+        "revised_args": {"channel": "#general", "text": "Office closed tomorrow", "send_at": "2025-03-05T08:30:00"},
+        "why": "escalate outranks revise, and Alice is asked about the post as it would go out: at 08:30",
     },
     {
         "id": "baseline-threshold-still-applies",

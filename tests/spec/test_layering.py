@@ -361,3 +361,36 @@ def test_a_later_layer_may_set_the_time_zone_when_no_earlier_layer_did(write_spe
     write_spec("fsa_guard: 1\nid: org\n", name="org.yaml")
     person = write_spec("fsa_guard: 1\nid: me\nextends: [org.yaml]\ndefaults: {timezone: Asia/Tokyo}\n", name="me.yaml")
     assert load_spec(person).zone.key == "Asia/Tokyo"
+
+
+def test_a_later_layer_cannot_make_a_norm_skip_its_errors(write_spec) -> None:
+    base = write_spec(
+        "fsa_guard: 1\nid: org\nnorms:\n  - {id: big, tools: [pay], when: 'action.args.amount > 500.0', effect: deny}\n",
+        name="org.yaml",
+    )
+    top = write_spec(
+        "fsa_guard: 1\nid: me\nextends: [org.yaml]\nnorms:\n"
+        "  - {id: big, tools: [pay], when: 'action.args.amount > 500.0', effect: deny, on_error: skip}\n",
+        name="me.yaml",
+    )
+    assert "when its condition fails" in rejected(top, base, "big")
+
+
+def test_making_unknown_tool_stricter_does_not_let_a_layer_add_tools(write_spec) -> None:
+    write_spec("fsa_guard: 1\nid: org\ndefaults: {unknown_tool: escalate}\n", name="org.yaml")
+    top = write_spec(
+        """
+        fsa_guard: 1
+        id: me
+        extends: [org.yaml]
+        defaults: {unknown_tool: deny}
+        values:
+          - id: tidy
+            title: A tidy disk
+            attends_to: [FILES a, FOLDERS b, SPACES c]
+            tools: ["delete_*"]
+        """,
+        name="me.yaml",
+    )
+    d = Guard.from_files(top).decide(Action("delete_everything", {"path": "/"}))
+    assert d.outcome == "deny" and d.finding_ids() == ["unknown-tool"]

@@ -343,3 +343,31 @@ def test_memory_store_reserve_is_atomic():
         granted = sum(pool.map(worker, range(12)))
     assert granted == 500
     assert store.usage("k", 60.0, 1000.0) == 500.0
+
+
+def test_a_reservation_reported_after_it_expired_still_counts() -> None:
+    from fsa_guard.store.memory import MemoryStore
+
+    store = MemoryStore()
+    t0 = 1_000_000.0
+    r = store.reserve("b", 600, 1000, 86400, t0, ttl_s=300)
+    assert r.ok and r.id
+    assert store.usage("b", 86400, t0 + 360) == 0  # expired, not yet reported
+    store.reserve("b", 1, 1000, 86400, t0 + 360, ttl_s=300)  # another decision runs meanwhile
+    store.commit(r.id)  # the call did run
+    assert store.usage("b", 86400, t0 + 400) == 601
+    assert not store.reserve("b", 600, 1000, 86400, t0 + 400, ttl_s=300).ok
+
+
+def test_a_decision_pinned_in_the_future_does_not_wipe_todays_spending() -> None:
+    import time as _time
+
+    from fsa_guard.store.memory import MemoryStore
+
+    store = MemoryStore()
+    now = _time.time()
+    r = store.reserve("b", 900, 1000, 86400, now, ttl_s=300)
+    assert r.id
+    store.commit(r.id)
+    assert store.usage("b", 86400, now + 2 * 86400) == 0  # two days on, today no longer counts ...
+    assert not store.reserve("b", 900, 1000, 86400, now + 1, ttl_s=300).ok  # ... but today it still does

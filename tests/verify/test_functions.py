@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fsa_guard.action import Call
+from fsa_guard.action import Action, Call
 from fsa_guard.verify.functions import HistoryIndex, contains, static_functions, token_text
 
 mentions = static_functions(ZoneInfo("UTC"))["mentions"]
@@ -69,6 +69,8 @@ IN_DOMAIN = static_functions(ZoneInfo("UTC"))["in_domain"]
         ("https://api.Example.com:8443/v1/upload?x=1", "api.example.com"),
         ("https://intranet.example.com@evil.net/steal", "evil.net"),  # data goes after the '@'
         ("http://[::1]:8080/", "::1"),
+        ("//evil.net/x", "evil.net"),
+        ("https://evil.net\\@intranet.example.com/", "evil.net"),
         ("kim@Partner.Example.NET", "partner.example.net"),
         ("Kim <kim@partner.example.net>", "partner.example.net"),
         ("example.com", "example.com"),
@@ -135,6 +137,7 @@ PATTERNS = [
     r"^https?://",
     r"\bMüller\b",
     r"^$",
+    r"^[a-z]+$",
 ]
 TEXTS = [
     "SELECT * FROM t",
@@ -145,6 +148,7 @@ TEXTS = [
     "http://x",
     "Jürgen Müller",
     "",
+    "abc\n",
 ]
 
 
@@ -157,6 +161,23 @@ def test_cached_regex_agrees_with_cels_matches(pattern: str) -> None:
 
     native = cel.compile("text.matches(pattern)")
     compiled = compile_expr(f"action.args.text.matches({pattern!r})")
-    assert "fsa_matches" in compiled.functions  # the literal pattern moved to the cached regex
+    # a literal pattern moves to the cached regex, except with '$' (Python's also matches before a final newline)
+    assert ("fsa_matches" in compiled.functions) == ("$" not in pattern)
+    if "$" in pattern:
+        return
     for text in TEXTS:
         assert regex_search(text, pattern) == native.execute({"text": text, "pattern": pattern}), text
+
+
+def test_a_dollar_anchor_keeps_cels_meaning(make_guard) -> None:
+    g = make_guard(
+        """
+        norms:
+          - id: lowercase-names-only
+            tools: [t]
+            when: '!action.args.name.matches("^[a-z]+$")'
+            effect: deny
+        """
+    )
+    assert g.decide(Action("t", {"name": "abc"})).outcome == "allow"
+    assert g.decide(Action("t", {"name": "abc\n"})).outcome == "deny"

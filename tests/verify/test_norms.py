@@ -187,8 +187,12 @@ norms:
 def test_deny_beats_escalate_beats_revise(make_guard, amount, outcome):
     d = make_guard(LADDER).decide(Action("pay", {"amount": amount}))
     assert d.outcome == outcome
-    if outcome in ("deny", "escalate"):
-        assert dict(d.action.args) == {"amount": amount}  # nothing revised runs
+    if outcome == "deny":
+        assert dict(d.action.args) == {"amount": amount}
+    if outcome == "escalate":
+        # the person is asked about the call that would run: the revision is applied, the escalation stays
+        assert dict(d.action.args) == {"amount": 10.0}
+        assert d.finding_ids() == ["e", "r"]
 
 
 def test_deny_beats_critique(make_guard):
@@ -947,3 +951,27 @@ def test_a_let_built_on_a_null_let(make_guard):
     paid = Action("pay", {"amount": 5.0}, history=[{"tool": "get_invoice", "args": {}, "output": {"amount": 5.0}}])
     d = g.decide(paid)
     assert d.outcome == "allow", d.explain()
+
+
+def test_map_methods_on_args_and_context_see_the_whole_map(make_guard):
+    g = make_guard(
+        """
+        norms:
+          - id: no-secret-args
+            tools: [post]
+            when: 'action.args.exists(k, k.startsWith("secret"))'
+            effect: deny
+          - id: few-args
+            tools: [post]
+            when: action.args.size() > 3
+            effect: deny
+          - id: untrusted-context
+            tools: [upload]
+            when: 'context.exists(k, k == "untrusted")'
+            effect: deny
+        """
+    )
+    assert g.decide(Action("post", {"url": "x", "secret_token": "t"})).finding_ids() == ["no-secret-args"]
+    assert g.decide(Action("post", {"a": 1, "b": 2, "c": 3, "d": 4})).finding_ids() == ["few-args"]
+    assert g.decide(Action("upload", {}, context={"untrusted": True})).outcome == "deny"
+    assert g.decide(Action("post", {"url": "x"})).outcome == "allow"
