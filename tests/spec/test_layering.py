@@ -365,7 +365,8 @@ def test_a_later_layer_may_set_the_time_zone_when_no_earlier_layer_did(write_spe
 
 def test_a_later_layer_cannot_make_a_norm_skip_its_errors(write_spec) -> None:
     base = write_spec(
-        "fsa_guard: 1\nid: org\nnorms:\n  - {id: big, tools: [pay], when: 'action.args.amount > 500.0', effect: deny}\n",
+        "fsa_guard: 1\nid: org\nnorms:\n"
+        "  - {id: big, tools: [pay], when: 'action.args.amount > 500.0', effect: deny}\n",
         name="org.yaml",
     )
     top = write_spec(
