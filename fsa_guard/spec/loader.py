@@ -163,6 +163,7 @@ def _read(path: Path, problems: list[Problem], ref: Source | None) -> tuple[Laye
         spec = SpecFile.model_validate(data)
     except ValidationError as exc:
         problems.extend(_validation_problems(path, exc, lines))
+        problems.extend(_raw_expression_problems(path, data, lines))  # so one bad key hides no CEL error
         return None, extends, lines
     if spec.id is None:
         spec = spec.model_copy(update={"id": path.stem})
@@ -202,6 +203,32 @@ def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, in
             if given is not None and not isinstance(given, dict | list) and kind != "value_error":
                 message += f" (got {given!r})"[:200]
         yield Problem(str(path), line_for(lines, loc), dotted(loc), message, code=kind, hint=hint)
+
+
+def _raw_expression_problems(path: Path, data: dict[str, Any], lines: dict[Path_, int]) -> Iterable[Problem]:
+    """CEL problems of a file that failed validation, read from its raw data."""
+    from ..verify.expr import ExprError, compile_expr
+
+    raw_lets = data.get("let")
+    lets = [k for k in raw_lets if isinstance(k, str)] if isinstance(raw_lets, dict) else []
+    found: list[tuple[Path_, Any]] = (
+        [(("let", k), v) for k, v in raw_lets.items()] if isinstance(raw_lets, dict) else []
+    )
+    for section, keys in (("norms", ("when",)), ("budgets", ("when", "measure"))):
+        items = data.get(section)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            found.extend(((section, i, k), item[k]) for k in keys if k in item)
+            if isinstance(item.get("revise"), dict):
+                found.extend(((section, i, "revise", a), e) for a, e in item["revise"].items())
+    for where, expr in found:
+        if not isinstance(expr, str) or not expr.strip():
+            continue
+        try:
+            compile_expr(expr, lets)
+        except ExprError as exc:
+            yield Problem(str(path), line_for(lines, where), dotted(where), str(exc), code="cel", hint=exc.hint)
 
 
 def _duplicate_ids(layer: Layer) -> Iterable[Problem]:

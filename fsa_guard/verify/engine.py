@@ -212,25 +212,30 @@ class _Env:
     """One decision's CEL context, with ``let`` names computed lazily: on first use, once.
 
     The CEL package asks a variable resolver before its own variables. The first use of a let runs its
-    program (re-entrantly, so lets may use lets), hands the value to the run that asked, and adds it to the
-    context, where later runs read it as a plain variable. A let never reached — say, behind
-    ``cheap && expensive`` — is never computed, and a failing let fails only the expressions that reach it.
+    program and adds the value to the context, where later runs read it as a plain variable. The run that
+    asked cannot see that variable yet: a scalar value is handed to it directly; a list, map or null is not
+    (converting a structure on every use costs more than running again), so that run gives up and runs
+    once more, computing nothing else meanwhile. CEL expressions have no side effects, so running again is
+    safe, and every retry adds a let, so it ends. A let that no run reaches — say, behind
+    ``cheap && expensive`` — is never computed; a failing let fails only the expressions that reach it.
     """
 
-    __slots__ = ("ctx", "errors", "fresh", "nulls", "pending")
+    __slots__ = ("ctx", "doomed", "errors", "fresh", "pending")
 
     def __init__(self, ctx: Any, plan: ToolPlan) -> None:
         self.ctx = ctx
         self.pending = dict(plan.lets)
         self.errors: dict[str, str] = {}
-        self.fresh: dict[str, Any] = {}  # lets computed during the current run, which cannot see them yet
-        self.nulls = 0  # lets computed as null so far
+        self.fresh: dict[str, Any] = {}  # scalar lets computed during the current run
+        self.doomed = False  # the current run met a let it cannot see and will run again
         if self.pending:
             ctx.set_variable_resolver(self._resolve)
 
     def _resolve(self, name: str) -> Any:
         if name in self.fresh:
             return self.fresh[name]
+        if self.doomed:
+            return None  # this run is repeated anyway: compute nothing more in it
         compiled = self.pending.pop(name, None)
         if compiled is None:
             return None  # not a let, or computed by an earlier run: the context's variables answer
@@ -240,21 +245,24 @@ class _Env:
             self.errors[name] = self.describe(exc)
             return None
         self.ctx.add_variable(name, value)
-        if value is None:
-            self.nulls += 1  # to the resolver None means "not mine": the run that asked fails and runs again
-        else:
-            self.fresh[name] = value
+        if value is None or isinstance(value, list | dict):
+            self.doomed = True
+            return None
+        self.fresh[name] = value
         return value
 
     def _execute(self, compiled: Any) -> Any:
         while True:
-            nulls = self.nulls
+            self.doomed = False
+            left = len(self.pending)
             try:
-                return compiled.program.execute(self.ctx)
+                value = compiled.program.execute(self.ctx)
             except Exception:
-                if self.nulls == nulls:
-                    raise
-            # a let that is null was computed on the way: it is a plain variable now, so run again
+                if len(self.pending) == left:
+                    raise  # no let was computed on the way: a real error
+                continue
+            self.doomed = False
+            return value
 
     def run(self, compiled: Any) -> Any:
         """Execute ``compiled`` in this decision's context."""

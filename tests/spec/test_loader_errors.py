@@ -616,3 +616,22 @@ def test_yaml_merge_keys_may_override_merged_values(write_spec):
         """
     )
     assert [n.id for n in load_spec(path).norms] == ["a", "b"]
+
+
+def test_a_bad_key_does_not_hide_cel_errors_in_the_same_file(write_spec):
+    path = write_spec(
+        """
+        fsa_guard: 1
+        norms:
+          - id: a
+            tools: [t]
+            when: action.args.x >
+            effect: deny
+          - id: b
+            tools: [t]
+            effect: forbid
+        """
+    )
+    found = sorted((p.line, p.key, p.code) for p in problems_of(path))
+    assert (5, "norms[0].when", "cel") in found
+    assert any(key == "norms[1].effect" for _, key, _ in found)
