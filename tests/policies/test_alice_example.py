@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fsa_guard import check_spec, lint_spec, load_spec
+from fsa_guard import check_spec, load_spec
 from fsa_guard.spec.model import EFFECT_STRENGTH
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -214,19 +214,6 @@ def baseline():
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c['expect']}:{c['id']}") for c in CASES])
 def test_labelled_action(spec, run_case, case):
     run_case(spec, case)
-
-
-def test_cases_cover_every_outcome():
-    outcomes = [c["expect"] for c in CASES]
-    assert set(outcomes) == {"allow", "deny", "revise", "escalate"}
-    assert len(CASES) >= 14
-    assert len({c["id"] for c in CASES}) == len(CASES)
-
-
-def test_spec_lints_clean():
-    problems = lint_spec(SPEC_PATH)
-    assert [str(p) for p in problems if p.severity == "error"] == []
-    assert [str(p) for p in problems] == []
 
 
 def test_layered_digest_differs_from_the_baseline(spec, baseline):

