@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -258,6 +259,16 @@ def history_case(n: int) -> dict[str, object]:
     }
 
 
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=5000, help="timed decisions per case")
@@ -266,7 +277,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {platform.python_implementation()} "
+        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}",
         "reference": reference_case(args.n),
         "synthetic": synthetic_cases(sizes, args.n),
