@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import json
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -277,7 +278,7 @@ class Guard:
         if outcome == "allow":
             outcome, reservations = self._reserve(verdict.charges, now, findings, approved=False)
         if outcome == "escalate":
-            if self._deny_budget_exceeded(verdict.charges, now, findings):
+            if self._budgets_exceeded(verdict.charges, now, findings):
                 outcome = "deny"  # no one's yes could make it run, so no one is asked
             elif self.approver is not None:
                 pending = self._decision("escalate", current, proposed, findings, timer.timings, tokens)
@@ -285,7 +286,7 @@ class Guard:
                 outcome, current, reservations = self._apply_answer(ok, answer, current, now, findings, verdict)
             timer.lap("escalate")
 
-        if outcome == "allow" and (current.tool != proposed.tool or dict(current.args) != dict(proposed.args)):
+        if outcome == "allow" and (current.tool != proposed.tool or not _same_args(current.args, proposed.args)):
             outcome = "revise"
         decision = self._decision(outcome, current, proposed, findings, timer.timings, tokens, reservations)
         if self.audit is not None:
@@ -315,7 +316,7 @@ class Guard:
                 escalated = escalated or verdict.escalate
                 wants_critique = verdict if verdict.critique else wants_critique
                 revision = verdict.revision
-                if revision is None or dict(revision) == dict(current.args):
+                if revision is None or _same_args(revision, current.args):
                     break
                 rounds += 1
                 if rounds > self.spec.max_revisions:
@@ -329,7 +330,7 @@ class Guard:
             timer.lap("critique")
             if result in ("deny", "escalate"):
                 return current, result, verdict  # type: ignore[return-value]
-            if not isinstance(result, dict) or result.items() <= dict(current.args).items():
+            if not isinstance(result, dict) or _same_args({**current.args, **result}, current.args):
                 return current, "allow", verdict
             rounds += 1  # the critic's revision is verified like any other
             if rounds > self.spec.max_revisions:
@@ -412,7 +413,7 @@ class Guard:
                     exceeded.append(_budget_finding(budget, amount, r.used))
                 elif r.id is not None:
                     taken.append(r.id)
-        except StoreError as exc:
+        except Exception as exc:  # any failure of a store, ours or a user's, fails closed
             self._release(taken)
             findings.append(_store_down(exc))
             return "deny", ()
@@ -422,30 +423,31 @@ class Guard:
             return ("deny" if any(f.effect == "deny" for f in exceeded) else "escalate"), ()
         return "allow", tuple(taken)
 
-    def _deny_budget_exceeded(
+    def _budgets_exceeded(
         self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding]
     ) -> bool:
-        """Whether an ``on_exceed: deny`` budget would refuse the call (read only; nothing is reserved)."""
+        """Before a person is asked: add a finding for every budget the call would exceed, so an approval is
+        given knowingly. True when an ``on_exceed: deny`` budget is among them (then nobody is asked)."""
         ts = now.timestamp()
+        refused = False
         try:
             for budget, amount in charges:
                 b = budget.budget
-                if b.on_exceed == "deny":
-                    used = self.store.usage(b.id, budget.window_s, ts)
-                    if used + amount > b.limit:
-                        findings.append(_budget_finding(budget, amount, used))
-                        return True
-        except StoreError as exc:
+                used = self.store.usage(b.id, budget.window_s, ts)
+                if used + amount > b.limit:
+                    _merge(findings, [_budget_finding(budget, amount, used)])
+                    refused = refused or b.on_exceed == "deny"
+        except Exception as exc:  # any failure of a store, ours or a user's, fails closed
             findings.append(_store_down(exc))
             return True
-        return False
+        return refused
 
     def _release(self, reservation_ids: Sequence[str]) -> None:
         for rid in reservation_ids:
             try:
                 self.store.release(rid)
-            except StoreError:
-                continue
+            except Exception:
+                continue  # an unreleased reservation expires by itself after reservation_ttl
 
     def _apply_answer(
         self, ok: bool, answer: Any, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
@@ -475,7 +477,7 @@ class Guard:
                 _merge(findings, v.findings)
                 if v.deny:
                     return "deny", edited, ()
-                if v.revision is None or dict(v.revision) == dict(edited.args) or rounds >= self.spec.max_revisions:
+                if v.revision is None or _same_args(v.revision, edited.args) or rounds >= self.spec.max_revisions:
                     break
                 edited, rounds = edited.with_args(v.revision), rounds + 1
             current, charges = edited, v.charges
@@ -561,6 +563,12 @@ class _Timer:
     def done(self) -> dict[str, float]:
         self.timings["total"] = time.perf_counter() - self._started
         return self.timings
+
+
+def _same_args(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal as tool-call data: unlike Python's ==, true is not 1 and 1 is not 1.0."""
+    dump = functools.partial(json.dumps, sort_keys=True, default=repr)
+    return a is b or dump(dict(a)) == dump(dict(b))
 
 
 def _merge(findings: list[Finding], new: Sequence[Finding]) -> None:

@@ -807,3 +807,23 @@ def test_tools_with_var_positional_and_positional_only_parameters(make_guard):
     with pytest.raises(Denied) as info:
         join("p", 1)  # type: ignore[arg-type]
     assert info.value.decision.finding_ids() == ["malformed-action"]
+
+
+def test_an_approver_is_told_about_every_budget_the_call_would_exceed(make_guard):
+    shown: list[Decision] = []
+
+    def approve(decision: Decision) -> Answer:
+        shown.append(decision)
+        return Answer("approve", by="bob")
+
+    body = """
+norms:
+  - {id: new-payee, tools: [pay], when: 'action.args.to != "landlord"', effect: escalate}
+budgets:
+  - {id: daily-spend, tools: [pay], measure: action.args.amount, limit: 100, window: 1d, on_exceed: escalate}
+"""
+    g = make_guard(body, clock=lambda: T0, approver=CallbackApprover(approve))
+    g.report(g.decide(Action("pay", {"to": "landlord", "amount": 100.0})), ok=True)
+    d = g.decide(Action("pay", {"to": "stranger", "amount": 5000.0}))
+    assert shown[0].finding_ids() == ["new-payee", "daily-spend"]  # the overspend is approved knowingly
+    assert d.outcome == "allow"

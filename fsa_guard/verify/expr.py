@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,13 @@ _TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "li
 EXTENSION_FUNCTIONS: dict[str, Any] = {name: fn for lib in EXTENSIONS.values() for name, fn in lib.items()}
 _EXTENSION_LEAVES = frozenset(name.rsplit(".", 1)[-1] for name in EXTENSION_FUNCTIONS)
 
-_STRING = re.compile(r"""[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""")
+# CEL string literals: raw ones (r"...") have no escapes, so a backslash before their closing quote ends them;
+# then // comments, which run to the end of the line. Both are blanked before names are looked for.
+_STRING = re.compile(
+    r"""(?:[bB]?[rR]|[rR][bB])(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'[^'\n]*'|"[^"\n]*")"""
+    r"""|[bB]?(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")"""
+    r"""|//[^\n]*"""
+)
 _MACRO_VAR = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 _ROOT_MEMBER = re.compile(r"(?<![\w.])action\s*\.\s*([A-Za-z_]\w*)")
 _CALL = re.compile(r"(\.\s*)?(?<![\w])([A-Za-z_]\w*)\s*\(")
@@ -71,7 +78,14 @@ class Compiled:
 
 def _strip_strings(src: str) -> str:
     """``src`` with the inside of every string literal blanked, keeping every position where it was."""
-    return _STRING.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', src)
+    return _STRING.sub(_blank, src)
+
+
+def _blank(m: re.Match[str]) -> str:
+    text = m.group(0)
+    if text.startswith("//"):
+        return " " * len(text)
+    return '"' + " " * (len(text) - 2) + '"'
 
 
 def _call_args(bare: str, open_paren: int) -> tuple[list[tuple[int, int]], int] | None:
@@ -148,6 +162,21 @@ def inline_get(src: str) -> str:
 _MATCHES = re.compile(r"(\.\s*)?(?<![\w])matches\s*\(")
 
 
+# Where Python's re and CEL's regex engine read a pattern differently, or only one of them accepts it:
+# '$' (Python's also matches before a final newline), POSIX classes, \Z, lookaround, backreferences, {,n}.
+_UNSAFE_REGEX = re.compile(r"\$|\[\[:|\\[Zz]|\(\?[=!<>]|\\[1-9]|\{,|\(\?P|\*\+|\+\+|\?\+")
+
+
+def _same_in_both(pattern: str) -> bool:
+    if _UNSAFE_REGEX.search(pattern):
+        return False
+    try:
+        cel.evaluate('"".matches(p)', {"p": pattern})  # CEL must accept it too, or its error has to stay
+    except Exception:
+        return False
+    return True
+
+
 def inline_matches(src: str) -> str:
     """Send ``matches()`` with a literal pattern to a cached Python regex.
 
@@ -169,11 +198,13 @@ def inline_matches(src: str) -> str:
             continue
         try:
             pattern = ast.literal_eval(literal)
-            re.compile(pattern)
-        except (ValueError, SyntaxError, re.error, TypeError):
+            if not isinstance(pattern, str) or not _same_in_both(pattern):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # e.g. "possible nested set": Python reads it another way
+                re.compile(pattern)
+        except (ValueError, SyntaxError, re.error, TypeError, Warning):
             continue
-        if not isinstance(pattern, str) or "$" in pattern:
-            continue  # Python's '$' also matches before a final newline; CEL's does not
         name_at = bare.index("matches", m.start())
         out.append(src[last:name_at] + "fsa_matches")
         last = name_at + len("matches")
@@ -189,11 +220,10 @@ _CONTEXT_KEY = re.compile(r"\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
 
 def _keys_used(bare: str, bound: set[str]) -> tuple[frozenset[str] | None, frozenset[str] | None]:
     """The ``action.args`` and ``context`` keys an expression can observe; None when it can see the whole map."""
-    arg_keys: set[str] | None = set()
-    context_keys: set[str] | None = set()
+    # a macro that binds the same name makes uses ambiguous in text: then the whole map is passed
+    arg_keys: set[str] | None = None if "action" in bound else set()
+    context_keys: set[str] | None = None if "context" in bound else set()
     for m in _ROOT_USE.finditer(bare):
-        if m.group(1) in bound:
-            continue
         rest = bare[m.end() :]
         if m.group(1) == "action":
             if _TOOL_FIELD.match(rest):
@@ -249,6 +279,9 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     used_lets: set[str] = set()
     known_vars = (*ROOT_VARIABLES, *sorted(lets))
     for name in refs["variables"]:
+        if name in ROOT_VARIABLES:
+            variables.add(name)  # even when a macro also binds the name: some uses may still be the root
+            continue
         if name in bound or name in _NAMESPACES or name in _TYPE_NAMES:
             continue
         if name in ROOT_VARIABLES:
@@ -291,7 +324,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             hint = "history functions take history first" if name in HISTORY_FUNCTIONS else None
             raise ExprError(f"{name}() takes {want} arguments, got {n}", hint)
-    raw_history = "history" in variables and _uses_raw_history(bare)
+    raw_history = "history" in variables and ("history" in bound or _uses_raw_history(bare))
     if not variables and not used_lets and not bound:
         _check_constant(program, src, functions)
     fast = inline_matches(inline_get(src))

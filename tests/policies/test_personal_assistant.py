@@ -301,7 +301,7 @@ CASES: list[dict[str, Any]] = [
     {
         "id": "big-payment-asks-me",
         "expect": "escalate",
-        "findings": ["big-payments-ask-me"],
+        "findings": ["big-payments-ask-me", "daily-spend"],  # I am told it is also over my daily budget
         "action": {
             "tool": "send_money",
             "args": {"recipient": "DE12500105170648489890", "amount": 1350.0},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -975,3 +976,44 @@ def test_map_methods_on_args_and_context_see_the_whole_map(make_guard):
     assert g.decide(Action("post", {"a": 1, "b": 2, "c": 3, "d": 4})).finding_ids() == ["few-args"]
     assert g.decide(Action("upload", {}, context={"untrusted": True})).outcome == "deny"
     assert g.decide(Action("post", {"url": "x"})).outcome == "allow"
+
+
+@pytest.mark.parametrize(
+    ("when", "args", "outcome"),
+    [
+        # a raw string ending in a backslash still ends at its quote: `secret` is seen
+        (
+            'action.args.path.startsWith(r"C:\\Windows\\") || has(action.args.secret)',
+            {"path": "D:/x", "secret": 1},
+            "deny",
+        ),
+        # a macro variable named like a root variable does not hide the root's other uses
+        (
+            'history.exists(action, action.tool == "read") && get(action.args, "attachment", "") != ""',
+            {"attachment": "secrets.txt"},
+            "deny",
+        ),
+        # a comment mentioning a macro does not either
+        ("// history.exists(action, ...)\nhas(action.args.secret)", {"secret": 1}, "deny"),
+        # patterns that Python's re reads differently keep CEL's own matches
+        ('action.args.text.matches("[[:cntrl:]]")', {"text": "ok\x1b[2J"}, "deny"),
+        ('action.args.text.matches("^[a-z]+$")', {"text": "abc\n"}, "allow"),
+    ],
+)
+def test_text_rewrites_keep_cel_meaning(make_guard, when, args, outcome):
+    g = make_guard(
+        f"""
+norms:
+  - id: n
+    tools: [t]
+    when: {json.dumps(when)}
+    effect: deny
+  - id: other
+    tools: [t]
+    when: action.args.path == "x"
+    effect: escalate
+    on_error: skip
+"""
+    )
+    d = g.decide(Action("t", args, history=[{"tool": "read", "args": {}, "output": "k"}]))
+    assert d.outcome == outcome, d.explain()
