@@ -27,7 +27,7 @@ from .action import Action, Call
 from .audit.base import AuditSink
 from .critique.base import Critic, CritiqueRequest, check_verdict
 from .decision import Decision, Finding, Outcome
-from .errors import AuditError, Denied, EscalationRequired, StoreError
+from .errors import AuditError, Denied, EscalationRequired
 from .escalate.base import Answer, Approver
 from .spec.compiled import CompiledBudget, CompiledSpec, load_spec
 from .store.base import Store
@@ -256,7 +256,7 @@ class Guard:
                     self.store.commit(rid)
                 else:
                     self.store.release(rid)
-            except StoreError:
+            except Exception:
                 continue  # an unreported reservation expires by itself after reservation_ttl
 
     def _pipeline(self, proposed: Action) -> Generator[_Question, _Reply, Decision]:
