@@ -79,15 +79,12 @@ def verify(
     plan = spec.plan(tool)
     v = Verdict()
     if not plan.known and spec.unknown_tool != "allow":
-        v.add(
-            Finding(
-                "guard",
-                "unknown-tool",
-                f"No value, norm or budget of the spec names the tool '{tool}', and the spec says unknown "
-                f"tools {'are denied' if spec.unknown_tool == 'deny' else 'need approval'}",
-                effect=spec.unknown_tool,
-            )
+        rule = "are denied" if spec.unknown_tool == "deny" else "need approval"
+        message = (
+            f"'{tool}' is not a tool the spec knows (no value, norm or budget of the layers that set "
+            f"unknown_tool names it), and unknown tools {rule}"
         )
+        v.add(Finding("guard", "unknown-tool", message, effect=spec.unknown_tool))
         if v.deny:
             return v
         # escalate-by-default: norms of later layers still apply, so one of them can still deny
