@@ -277,8 +277,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     result = {
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}",
+        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "reference": reference_case(args.n),
         "synthetic": synthetic_cases(sizes, args.n),
         "history_heavy": history_case(args.n),
