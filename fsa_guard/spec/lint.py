@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import Problem
-from .compiled import check_spec
+from .compiled import CompiledSpec, check_spec
 from .loader import ResolvedSpec, Source, load_layers, resolve
 
 __all__ = ["lint_spec"]
@@ -41,7 +41,22 @@ def lint_spec(*paths: str | Path) -> list[Problem]:
         layers, _ = load_layers(paths)
         resolved, _ = resolve(layers)
     problems.extend(_warnings(resolved))
+    if compiled is not None:
+        problems.extend(_unused_lets(compiled))
     return sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))
+
+
+def _unused_lets(compiled: CompiledSpec) -> list[Problem]:
+    exprs = [c for n in compiled.norms for c in (n.when, *(r for _, r in n.revise)) if c is not None]
+    exprs += [c for b in compiled.budgets for c in (b.when, b.measure) if c is not None]
+    exprs += list(compiled.lets.values())
+    used = {name for c in exprs for name in c.lets}
+    out = []
+    for name in compiled.lets:
+        if name not in used:
+            src = compiled.resolved.sources[("let", name)]
+            out.append(_warn(src, src.key, f"let '{name}' is never used", "let-unused", "remove it, or use it"))
+    return out
 
 
 def _warn(src: Source, key: str, message: str, code: str, hint: str | None = None) -> Problem:

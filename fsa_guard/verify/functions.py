@@ -32,6 +32,7 @@ HISTORY_FUNCTIONS: dict[str, tuple[int, int]] = {
     "count": (2, 2),
     "seen": (4, 4),
     "last_output": (2, 3),
+    "output_field": (3, 4),
     "outputs": (2, 3),
     "in_outputs": (2, 4),
     "arg_values": (3, 3),
@@ -210,6 +211,18 @@ class HistoryIndex:
         """``last_output(history, tool[, args])``: output of the latest matching call, or null."""
         idx = self._matching(tool, args)
         return self._output(idx[-1]) if idx else None
+
+    def output_field(self, _h: Any, tool: str, key: str, args: Mapping[str, Any] | None = None) -> Any:
+        """``output_field(history, tool, key[, args])``: field ``key`` (dots go deeper: ``"total.amount"``) of
+        the latest matching output, or null. Cheaper than ``last_output(...).key``: only the field crosses into
+        CEL, not the whole output."""
+        idx = self._matching(tool, args)
+        value = self._output(idx[-1]) if idx else None
+        for part in key.split("."):
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
 
     def outputs(self, _h: Any, tool: str, args: Mapping[str, Any] | None = None) -> list[Any]:
         """``outputs(history, tool[, args])``: outputs of all matching calls, oldest first."""

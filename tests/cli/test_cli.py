@@ -148,3 +148,12 @@ def test_a_list_of_actions_spends_budgets_as_if_each_allowed_call_ran() -> None:
     actions = [{**small, "now": f"2026-03-02T{hour:02d}:00:00Z"} for hour in (9, 10, 11, 12)]
     result = runner.invoke(app, ["check", SPEC, "--action", json.dumps(actions), "--json"])
     assert [d["outcome"] for d in json.loads(result.stdout)] == ["allow", "allow", "deny", "deny"]
+
+
+def test_lint_warns_about_a_let_nobody_uses(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "fsa_guard: 1\nlet:\n  used: action.args.x > 1\n  spare: '1'\nnorms:\n  - {id: n, tools: [t], when: used, effect: deny}\n"
+    )
+    problems = json.loads(runner.invoke(app, ["lint", str(spec), "--json"]).stdout)
+    assert [(p["line"], p["code"]) for p in problems if p["code"] == "let-unused"] == [(4, "let-unused")]

@@ -181,3 +181,17 @@ def test_a_dollar_anchor_keeps_cels_meaning(make_guard) -> None:
     )
     assert g.decide(Action("t", {"name": "abc"})).outcome == "allow"
     assert g.decide(Action("t", {"name": "abc\n"})).outcome == "deny"
+
+
+def test_output_field_reads_one_field_of_the_latest_matching_output() -> None:
+    index = HistoryIndex(
+        [
+            Call("erp_get_invoice", {"id": "INV-1"}, {"amount": 10.0, "total": {"net": 8.0}}),
+            Call("erp_get_invoice", {"id": "INV-2"}, '{"amount": 20.0}'),
+        ]
+    )
+    assert index.output_field(0, "erp_get_invoice", "amount") == 20.0
+    assert index.output_field(0, "erp_get_invoice", "amount", {"id": "INV-1"}) == 10.0
+    assert index.output_field(0, "erp_get_invoice", "total.net", {"id": "INV-1"}) == 8.0
+    assert index.output_field(0, "erp_get_invoice", "missing") is None
+    assert index.output_field(0, "other", "amount") is None
