@@ -153,7 +153,8 @@ def test_a_list_of_actions_spends_budgets_as_if_each_allowed_call_ran() -> None:
 def test_lint_warns_about_a_let_nobody_uses(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text(
-        "fsa_guard: 1\nlet:\n  used: action.args.x > 1\n  spare: '1'\nnorms:\n  - {id: n, tools: [t], when: used, effect: deny}\n"
+        "fsa_guard: 1\nlet:\n  used: action.args.x > 1\n  spare: '1'\n"
+        "norms:\n  - {id: n, tools: [t], when: used, effect: deny}\n"
     )
     problems = json.loads(runner.invoke(app, ["lint", str(spec), "--json"]).stdout)
     assert [(p["line"], p["code"]) for p in problems if p["code"] == "let-unused"] == [(4, "let-unused")]
