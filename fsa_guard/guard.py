@@ -567,8 +567,12 @@ class _Timer:
 
 def _same_args(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Equal as tool-call data: unlike Python's ==, true is not 1 and 1 is not 1.0."""
+    if a is b:
+        return True
+    if dict(a) != dict(b):
+        return False  # Python's == is looser than ours, so unequal here is unequal for us too
     dump = functools.partial(json.dumps, sort_keys=True, default=repr)
-    return a is b or dump(dict(a)) == dump(dict(b))
+    return dump(dict(a)) == dump(dict(b))
 
 
 def _merge(findings: list[Finding], new: Sequence[Finding]) -> None:
