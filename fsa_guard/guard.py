@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import json
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -566,13 +565,22 @@ class _Timer:
 
 
 def _same_args(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Equal as tool-call data: unlike Python's ==, true is not 1 and 1 is not 1.0."""
+    """Equal as tool-call data: 1 and 1.0 are the same number, but true is not 1 (Python's == says it is)."""
     if a is b:
         return True
     if dict(a) != dict(b):
         return False  # Python's == is looser than ours, so unequal here is unequal for us too
-    dump = functools.partial(json.dumps, sort_keys=True, default=repr)
-    return dump(dict(a)) == dump(dict(b))
+    return bool(_typed(dict(a)) == _typed(dict(b)))
+
+
+def _typed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, Mapping):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_typed(v) for v in value]
+    return value
 
 
 def _merge(findings: list[Finding], new: Sequence[Finding]) -> None:

@@ -1017,3 +1017,16 @@ norms:
     )
     d = g.decide(Action("t", args, history=[{"tool": "read", "args": {}, "output": "k"}]))
     assert d.outcome == outcome, d.explain()
+
+
+def test_a_revision_that_only_changes_a_number_s_spelling_is_no_change_but_true_is_not_1(make_guard):
+    g = make_guard(
+        """
+        norms:
+          - {id: to-int, tools: [a], when: 'true', effect: revise, revise: {n: 'int(action.args.n)'}}
+          - {id: to-bool, tools: [b], when: 'true', effect: revise, revise: {n: 'true'}}
+        """
+    )
+    assert g.decide(Action("a", {"n": 0.0})).outcome == "allow"  # 0 and 0.0 are the same number
+    d = g.decide(Action("b", {"n": 1}))
+    assert d.outcome == "revise" and d.action.args["n"] is True
