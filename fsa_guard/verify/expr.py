@@ -245,25 +245,6 @@ def _keys_used(bare: str, bound: set[str]) -> tuple[frozenset[str] | None, froze
     )
 
 
-def _arg_count(text: str, open_paren: int) -> int:
-    """Top-level arguments of the call whose '(' is at ``open_paren`` (strings already stripped)."""
-    depth, count, seen_token = 0, 0, False
-    for ch in text[open_paren + 1 :]:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            if depth == 0:
-                return count + (1 if seen_token else 0)
-            depth -= 1
-        elif ch == "," and depth == 0:
-            count += 1
-            seen_token = False
-            continue
-        if not ch.isspace():
-            seen_token = True
-    return count + (1 if seen_token else 0)
-
-
 def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     """Compile ``src`` and check its references. Raises :class:`ExprError` with a hint."""
     try:
@@ -318,7 +299,8 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         method, name = m.group(1), m.group(2)
         if name not in ours or _preceded_by_namespace(bare, m.start()):
             continue
-        n = _arg_count(bare, m.end() - 1) + (1 if method else 0)
+        parsed = _call_args(bare, m.end() - 1)
+        n = (len(parsed[0]) if parsed else 0) + (1 if method else 0)
         lo, hi = ours[name]
         if not lo <= n <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"

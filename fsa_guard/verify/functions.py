@@ -186,17 +186,17 @@ class HistoryIndex:
 
     def as_cel(self) -> list[dict[str, Any]]:
         """The history as CEL sees it: a list of ``{tool, args, output}`` maps, outputs parsed."""
-        return [{"tool": c.tool, "args": dict(c.args), "output": self._output(i)} for i, c in enumerate(self._calls)]
+        return [self._call_map(i) for i in range(len(self._calls))]
+
+    def _call_map(self, i: int) -> dict[str, Any]:
+        return {"tool": self._calls[i].tool, "args": dict(self._calls[i].args), "output": self._output(i)}
 
     # The functions below are bound into CEL. The first parameter receives CEL's ``history`` and is
     # ignored: the index already holds it.
 
     def calls(self, _h: Any, tool: str) -> list[dict[str, Any]]:
         """``calls(history, tool)``: earlier calls of ``tool`` (a glob), each ``{tool, args, output}``."""
-        return [
-            {"tool": self._calls[i].tool, "args": dict(self._calls[i].args), "output": self._output(i)}
-            for i in self._matching(tool)
-        ]
+        return [self._call_map(i) for i in self._matching(tool)]
 
     def count(self, _h: Any, tool: str) -> int:
         """``count(history, tool)``: how many earlier calls of ``tool`` (a glob)."""
