@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import Problem, SpecError
-from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_expr
+from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
 from .loader import ResolvedSpec, Source, load_layers, resolve
 from .model import Budget, Norm, Priority, ValueCard
@@ -81,6 +81,9 @@ class ToolPlan:
     raw_history: bool
     arg_keys: frozenset[str] | None  # the args keys any expression can observe (None: all)
     context_keys: frozenset[str] | None
+    # One program for every norm's `when` and each budget's `when` and `measure`, in that order (None:
+    # nothing to evaluate, or it did not combine); see verify.engine for how it is used.
+    batch: Any = None
 
 
 class CompiledSpec:
@@ -157,6 +160,7 @@ class CompiledSpec:
             raw_history=any(c.raw_history for c in exprs),
             arg_keys=_union_keys(c.arg_keys for c in exprs),
             context_keys=_union_keys(c.context_keys for c in exprs),
+            batch=_batch(norms, budgets, lets),
         )
 
     def _lets_needed(self, exprs: Iterable[Compiled]) -> tuple[tuple[str, Compiled], ...]:
@@ -183,6 +187,20 @@ class CompiledSpec:
             if vid in self.values:
                 out.setdefault(vid, self.values[vid])
         return list(out.values())
+
+
+def _batch(
+    norms: Sequence[CompiledNorm], budgets: Sequence[CompiledBudget], lets: Sequence[tuple[str, Compiled]]
+) -> Any:
+    items: list[str] = [n.when.source if n.when else "true" for n in norms]
+    for b in budgets:
+        items += [b.when.source if b.when else "true", b.measure.source if b.measure else "1.0"]
+    if not items:
+        return None
+    try:
+        return compile_batch(items, lets)
+    except ExprError:
+        return None  # each expression compiled on its own, so they still run one by one
 
 
 def _union_keys(sets: Iterable[frozenset[str] | None]) -> frozenset[str] | None:

@@ -101,9 +101,10 @@ def verify(
         return _malformed(f"the action cannot be read by the spec's expressions: {exc}")
 
     env = _Env(ctx, plan)
+    batch = env.batch()
     revisions: dict[str, tuple[str, Any]] = {}
-    for norm in plan.norms:
-        _check_norm(norm, env, v, revisions)
+    for i, norm in enumerate(plan.norms):
+        _check_norm(norm, env, v, revisions, _UNSET if batch is None else batch[i])
     if revisions and not v.deny:
         v.revision = {**args}
         for arg, (_, value) in revisions.items():
@@ -114,12 +115,14 @@ def verify(
     for name in plan.critique_values:
         v.critique.append(f"value:{name.id}")
     if not v.deny:
-        for budget in plan.budgets:
-            _measure(budget, env, v)
+        k = len(plan.norms)
+        for j, budget in enumerate(plan.budgets):
+            _measure(budget, env, v, None if batch is None else (batch[k + 2 * j], batch[k + 2 * j + 1]))
     return v
 
 
 _REMOVE: Any = object()
+_UNSET: Any = object()
 
 
 def _as_arg(value: Any) -> Any:
@@ -208,6 +211,11 @@ _UNDEFINED = re.compile(r"Undefined variable or function: '(\w+)'")
 class _Env:
     """One decision's CEL context, with ``let`` names computed lazily: on first use, once.
 
+    First :meth:`batch` runs the plan's one program for all norms and budgets, where lets are written in
+    or bound once (see ``compile_batch``); that is the usual path. When it fails, nothing tells which
+    expression failed, so each one is run on its own as described below, to name the failure and follow
+    that norm's ``on_error``. Revisions always run on their own.
+
     The CEL package asks a variable resolver before its own variables. The first use of a let runs its
     program and adds the value to the context, where later runs read it as a plain variable. The run that
     asked cannot see that variable yet: a scalar value is handed to it directly; a list, map or null is not
@@ -217,16 +225,27 @@ class _Env:
     ``cheap && expensive`` — is never computed; a failing let fails only the expressions that reach it.
     """
 
-    __slots__ = ("ctx", "doomed", "errors", "fresh", "pending")
+    __slots__ = ("ctx", "doomed", "errors", "fresh", "pending", "plan", "resolving")
 
     def __init__(self, ctx: Any, plan: ToolPlan) -> None:
         self.ctx = ctx
+        self.plan = plan
         self.pending = dict(plan.lets)
         self.errors: dict[str, str] = {}
         self.fresh: dict[str, Any] = {}  # scalar lets computed during the current run
         self.doomed = False  # the current run met a let it cannot see and will run again
-        if self.pending:
-            ctx.set_variable_resolver(self._resolve)
+        self.resolving = False
+
+    def batch(self) -> list[Any] | None:
+        """The values of every norm's ``when`` and each budget's ``when`` and ``measure``, or None on failure."""
+        plan = self.plan
+        if plan.batch is None:
+            return None
+        try:
+            out = plan.batch.execute(self.ctx)
+        except Exception:
+            return None
+        return out if isinstance(out, list) and len(out) == len(plan.norms) + 2 * len(plan.budgets) else None
 
     def _resolve(self, name: str) -> Any:
         if name in self.fresh:
@@ -263,6 +282,9 @@ class _Env:
 
     def run(self, compiled: Any) -> Any:
         """Execute ``compiled`` in this decision's context."""
+        if not self.resolving and self.pending:
+            self.resolving = True
+            self.ctx.set_variable_resolver(self._resolve)
         try:
             return self._execute(compiled)
         finally:
@@ -279,16 +301,20 @@ class _Env:
         return text.split(". Check", 1)[0] if text else type(exc).__name__
 
 
-def _check_norm(norm: CompiledNorm, env: _Env, v: Verdict, revisions: dict[str, tuple[str, Any]]) -> None:
+def _check_norm(
+    norm: CompiledNorm, env: _Env, v: Verdict, revisions: dict[str, tuple[str, Any]], result: Any = _UNSET
+) -> None:
+    """Apply ``norm``; ``result`` is its condition's value when the batch computed it."""
     n = norm.norm
     error = None
     if norm.when is None:
         fired = True
     else:
-        try:
-            result = env.run(norm.when)
-        except Exception as exc:
-            result, error = None, env.describe(exc)
+        if result is _UNSET:
+            try:
+                result = env.run(norm.when)
+            except Exception as exc:
+                result, error = None, env.describe(exc)
         if error is None and not isinstance(result, bool):
             error = f"'when' must be true or false, got {result!r}"
         fired = result is True
@@ -348,16 +374,19 @@ def _revise(
     v.add(Finding("norm", n.id, message, effect="revise", values=values, error=error))
 
 
-def _measure(budget: CompiledBudget, env: _Env, v: Verdict) -> None:
+def _measure(budget: CompiledBudget, env: _Env, v: Verdict, known: tuple[Any, Any] | None = None) -> None:
+    """Charge ``budget``; ``known`` is its (when, measure) values when the batch computed them."""
     b = budget.budget
     try:
         if budget.when is not None:
-            applies = env.run(budget.when)
+            applies = env.run(budget.when) if known is None else known[0]
             if not isinstance(applies, bool):
                 raise _BadValue(f"'when' must be true or false, got {applies!r}")
             if not applies:
                 return
-        amount = 1.0 if budget.measure is None else env.run(budget.measure)
+        if known is None:
+            known = (None, 1.0 if budget.measure is None else env.run(budget.measure))
+        amount = known[1]
         if isinstance(amount, bool) or not isinstance(amount, int | float) or amount != amount or amount < 0:
             raise _BadValue(f"'measure' must be a number >= 0, got {amount!r}")
     except Exception as exc:

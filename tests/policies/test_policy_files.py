@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import test_alice_example
 import test_enterprise_baseline
 import test_personal_assistant
 
-from fsa_guard import lint_spec
+from fsa_guard import lint_spec, load_spec
+from fsa_guard.spec.compiled import ToolPlan
 
 MODULES = [test_personal_assistant, test_enterprise_baseline, test_alice_example]
 
@@ -23,3 +26,24 @@ def test_cases_cover_every_outcome(module) -> None:
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_spec_lints_clean(module) -> None:
     assert [str(p) for p in lint_spec(module.SPEC_PATH)] == []  # no errors, and no warnings either
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_every_case_takes_the_one_program_path_and_agrees_with_one_by_one(module, monkeypatch, decide) -> None:
+    """Each tool's norms and budgets run as one program; running them one by one decides the same."""
+    spec = load_spec(module.SPEC_PATH)
+    for case in module.CASES:
+        plan = spec.plan(case["action"]["tool"])
+        if plan.norms or plan.budgets:
+            assert plan.batch is not None, f"{plan.tool}: its expressions did not combine"
+    fast = [decide(spec, case) for case in module.CASES]
+    slow_spec = load_spec(module.SPEC_PATH)
+    original = slow_spec.plan
+
+    def one_by_one(tool: str) -> ToolPlan:
+        return dataclasses.replace(original(tool), batch=None)
+
+    monkeypatch.setattr(slow_spec, "plan", one_by_one)
+    slow = [decide(slow_spec, case) for case in module.CASES]
+    for case, a, b in zip(module.CASES, fast, slow, strict=True):
+        assert (a.outcome, a.findings, dict(a.action.args)) == (b.outcome, b.findings, dict(b.action.args)), case["id"]
