@@ -10,7 +10,8 @@ norms and budgets (and, where the spec asks, judged against their values cards) 
 """
 
 from .action import Action, Call
-from .audit.base import AuditSink
+from .audit import open_audit
+from .audit.base import AuditReader, AuditSink, ChainReport, verify_sink
 from .audit.memory import MemoryAuditSink
 from .critique.base import Critic, CritiqueRequest, CritiqueVerdict
 from .decision import Decision, Finding, Outcome
@@ -29,6 +30,7 @@ from .escalate.base import Answer, Approver, CallbackApprover
 from .guard import STAGES, Guard, Session
 from .spec.compiled import CompiledSpec, check_spec, load_spec
 from .spec.lint import lint_spec
+from .store import open_store
 from .store.base import Reservation, Store
 from .store.memory import MemoryStore
 
@@ -41,9 +43,11 @@ __all__ = [
     "ApprovalError",
     "Approver",
     "AuditError",
+    "AuditReader",
     "AuditSink",
     "Call",
     "CallbackApprover",
+    "ChainReport",
     "CompiledSpec",
     "Critic",
     "CriticError",
@@ -68,4 +72,7 @@ __all__ = [
     "check_spec",
     "lint_spec",
     "load_spec",
+    "open_audit",
+    "open_store",
+    "verify_sink",
 ]

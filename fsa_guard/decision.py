@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from .action import Action
@@ -69,6 +70,9 @@ class Decision:
     value_titles: Mapping[str, str] = field(default_factory=dict)
     reservations: tuple[str, ...] = ()
     approval_id: str | None = None
+    at: datetime | None = None  # the time the decision was made for (the action's ``now``)
+    remember: tuple[tuple[str, str], ...] = ()  # what the store notes when the call is reported as run
+    record_id: str | None = None  # the audit record's id (``stream:seq``), when an audit sink wrote one
 
     @property
     def allowed(self) -> bool:
@@ -118,6 +122,7 @@ class Decision:
             "timings": dict(self.timings),
             "tokens": dict(self.tokens),
             "approval_id": self.approval_id,
+            "now": self.at.isoformat() if self.at is not None else None,
         }
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import logging
+import os
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,14 +25,15 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from .action import Action, Call
+from .audit import open_audit
 from .audit.base import AuditSink
 from .critique.base import Critic, CritiqueRequest, check_verdict
 from .decision import Decision, Finding, Outcome
 from .errors import AuditError, Denied, EscalationRequired
 from .escalate.base import Answer, Approver
 from .spec.compiled import CompiledBudget, CompiledSpec, load_spec
+from .store import open_store
 from .store.base import Store
-from .store.memory import MemoryStore
 from .verify.engine import Verdict, verify
 from .verify.schema import ArgsValidator, schema_from_signature
 
@@ -40,6 +43,7 @@ __all__ = ["STAGES", "Guard", "Session"]
 STAGES = ("verify", "critique", "revise", "escalate", "record")
 
 F = TypeVar("F", bound=Callable[..., Any])
+_log = logging.getLogger("fsa_guard")
 
 _Question = tuple[str, Any]  # ("critique", CritiqueRequest) | ("ask", Decision)
 _Reply = tuple[bool, Any]  # (True, answer) | (False, exception)
@@ -80,24 +84,36 @@ class _SessionScope:
 class Guard:
     """Decides every action an agent proposes against a compiled value spec.
 
-    ``store`` holds budget state (in memory by default); ``audit`` records every decision; ``critic``
-    judges actions the spec marks for critique; ``approver`` answers escalations; ``clock`` pins time.
+    ``store`` holds budget state and ``audit`` records every decision; each is an object or a URL (see
+    :func:`open_store`, :func:`open_audit`). Where neither is given, the environment (``FSA_GUARD_STORE``,
+    ``FSA_GUARD_AUDIT``) decides, then the spec's ``storage:`` section, then ``state_dir`` (or
+    ``FSA_GUARD_STATE_DIR``: ``state.db`` and ``audit.db`` there), and last an in-memory store with no audit.
+    ``critic`` judges actions the spec marks for critique; ``approver`` answers escalations; ``clock`` pins
+    time; reservations never reported expire after ``reservation_ttl`` seconds.
     """
 
     def __init__(
         self,
         spec: CompiledSpec,
         *,
-        store: Store | None = None,
-        audit: AuditSink | None = None,
+        store: Store | str | None = None,
+        audit: AuditSink | str | None = None,
+        state_dir: str | Path | None = None,
         critic: Critic | None = None,
         approver: Approver | None = None,
         clock: Callable[[], datetime] | None = None,
         reservation_ttl: float = 300.0,
     ) -> None:
         self.spec = spec
-        self.store: Store = store if store is not None else MemoryStore()
-        self.audit = audit
+        state_dir = state_dir or os.environ.get("FSA_GUARD_STATE_DIR") or None
+        store = store or os.environ.get("FSA_GUARD_STORE") or spec.resolved.storage.get("store")
+        if store is None:
+            store = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'state.db'}" if state_dir else "memory://"
+        audit = audit or os.environ.get("FSA_GUARD_AUDIT") or spec.resolved.storage.get("audit")
+        if audit is None and state_dir:
+            audit = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'audit.db'}"
+        self.store: Store = open_store(store) if isinstance(store, str) else store
+        self.audit: AuditSink | None = open_audit(audit) if isinstance(audit, str) else audit
         self.critic = critic
         self.approver = approver
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -159,7 +175,7 @@ class Guard:
             return Action(tool_name, call_args, s.request, tuple(s.history), s.context), s
 
         def finish(decision: Decision, session: Session | None, ok: bool, output: Any) -> None:
-            self.report(decision, ok=ok)
+            self.report(decision, ok=ok, error=None if ok else str(output))
             if session is not None:
                 session.history.append(Call(decision.action.tool, dict(decision.action.args), output))
 
@@ -247,16 +263,40 @@ class Guard:
         except Exception as exc:
             return False, exc
 
-    def report(self, decision: Decision, ok: bool) -> None:
-        """Tell the guard whether an allowed call ran (budgets commit) or failed (budgets are released)."""
+    def report(self, decision: Decision, ok: bool, error: str | None = None) -> None:
+        """Tell the guard whether an allowed call ran (``ok``: budgets commit, remembered entities are noted)
+        or failed (budgets are released). The outcome is appended to the audit trail after the decision.
+
+        ``@guard.tool`` reports by itself; adapters that run tools themselves call this once per decision.
+        """
         for rid in decision.reservations:
             try:
                 if ok:
                     self.store.commit(rid)
                 else:
                     self.store.release(rid)
-            except Exception:
-                continue  # an unreported reservation expires by itself after reservation_ttl
+            except Exception as exc:  # an unreported reservation expires by itself after reservation_ttl
+                _log.warning("fsa_guard: could not %s reservation %s: %s", "commit" if ok else "release", rid, exc)
+        if ok and decision.remember:
+            ts = (decision.at or self._clock()).timestamp()
+            for key, entity in decision.remember:
+                try:
+                    self.store.remember(key, entity, ts)
+                except Exception as exc:
+                    _log.warning("fsa_guard: could not remember %s for %s: %s", entity, key, exc)
+        if self.audit is not None and decision.record_id is not None:
+            record = {
+                "kind": "report",
+                "time": datetime.now(UTC).isoformat(),
+                "decision": decision.record_id,
+                "tool": decision.action.tool,
+                "ok": ok,
+                "error": error,
+            }
+            try:
+                self.audit.write(record)
+            except Exception as exc:  # the call already ran; its decision record exists
+                _log.warning("fsa_guard: could not record the outcome of %s: %s", decision.record_id, exc)
 
     def _pipeline(self, proposed: Action) -> Generator[_Question, _Reply, Decision]:
         timer = _Timer()
@@ -287,7 +327,10 @@ class Guard:
 
         if outcome == "allow" and (current.tool != proposed.tool or not _same_args(current.args, proposed.args)):
             outcome = "revise"
-        decision = self._decision(outcome, current, proposed, findings, timer.timings, tokens, reservations)
+        remember = tuple(verdict.remember) if outcome in ("allow", "revise") else ()
+        decision = self._decision(
+            outcome, current, proposed, findings, timer.timings, tokens, reservations, now, remember
+        )
         if self.audit is not None:
             decision = self._record(decision)
             timer.lap("record")
@@ -506,6 +549,8 @@ class Guard:
         timings: dict[str, float],
         tokens: dict[str, int],
         reservations: tuple[str, ...] = (),
+        at: datetime | None = None,
+        remember: tuple[tuple[str, str], ...] = (),
     ) -> Decision:
         cited = {v for f in findings for v in f.values}
         return Decision(
@@ -519,14 +564,15 @@ class Guard:
             tokens=tokens,
             value_titles={v: self.spec.titles[v] for v in cited if v in self.spec.titles},
             reservations=reservations,
+            at=at,
+            remember=remember,
         )
 
     def _record(self, decision: Decision) -> Decision:
         assert self.audit is not None
         try:
-            record = decision.to_dict()
-            record["time"] = datetime.now(UTC).isoformat()
-            self.audit.write(record)
+            record = {"kind": "decision", **decision.to_dict(), "time": datetime.now(UTC).isoformat()}
+            record_id = self.audit.write(record)
         except Exception as exc:  # any failure to record must fail closed
             self._release(decision.reservations)
             finding = Finding(
@@ -543,8 +589,9 @@ class Guard:
                 action=decision.proposed,
                 findings=(*decision.findings, finding),
                 reservations=(),
+                remember=(),
             )
-        return decision
+        return replace(decision, record_id=record_id) if isinstance(record_id, str) else decision
 
 
 class _Timer:

@@ -1,0 +1,48 @@
+"""The audit trail: :func:`open_audit` picks a sink by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AuditError
+from ..store import query, redact, sqlite_path
+from .base import AuditReader, AuditSink
+
+__all__ = ["AuditReader", "AuditSink", "open_audit"]
+
+AUDIT_SCHEMES = "memory://, sqlite:///path/to/audit.db, jsonl:///path/to/audit.jsonl or postgresql://host/db"
+
+
+def open_audit(url: str, base: str | Path | None = None) -> AuditSink:
+    """An audit sink for ``url``; ``?stream=name`` picks the chain it writes (default ``default``).
+
+    ``memory://``, ``sqlite:///path``, ``jsonl:///path`` (relative paths from ``base``) or
+    ``postgresql://user@host:port/db``. Raises :class:`~fsa_guard.AuditError` for a URL it cannot use.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    try:
+        stream = query(url).get("stream", "default")
+        if scheme == "memory":
+            from .memory import MemoryAuditSink
+
+            return MemoryAuditSink(stream=stream)
+        if scheme == "sqlite":
+            from .sqlite import SQLiteAuditSink
+
+            return SQLiteAuditSink(sqlite_path(url, base), stream=stream)
+        if scheme == "jsonl":
+            from .jsonl import JSONLAuditSink
+
+            return JSONLAuditSink(sqlite_path(url, base), stream=stream)
+        if scheme in ("postgresql", "postgres"):
+            from .postgres import PostgresAuditSink
+
+            return PostgresAuditSink(url, stream=stream)
+    except ImportError as exc:
+        raise AuditError(
+            f"the audit sink {redact(url)!r} needs a package that is not installed ({exc.name}): "
+            "pip install 'fsa-guard[postgres]'"
+        ) from exc
+    except ValueError as exc:
+        raise AuditError(f"bad audit URL: {exc}") from exc
+    raise AuditError(f"unknown audit URL {redact(url)!r}: use {AUDIT_SCHEMES}")

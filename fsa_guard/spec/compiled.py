@@ -18,11 +18,12 @@ from ..errors import Problem, SpecError
 from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
 from .loader import ResolvedSpec, Source, load_layers, resolve
-from .model import Budget, Norm, Priority, ValueCard
+from .model import Budget, Norm, Priority, Remember, ValueCard
 
 __all__ = [
     "CompiledBudget",
     "CompiledNorm",
+    "CompiledRemember",
     "CompiledSpec",
     "ToolPlan",
     "check_spec",
@@ -66,6 +67,22 @@ class CompiledBudget:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledRemember:
+    """A remember rule with its compiled value and condition."""
+
+    rule: Remember
+    value: Compiled
+    when: Compiled | None
+    window_s: float | None
+    source: Source
+
+    @property
+    def id(self) -> str:
+        """The rule's id."""
+        return self.rule.id
+
+
+@dataclass(frozen=True, slots=True)
 class ToolPlan:
     """Everything one tool's decisions need, computed once per tool name."""
 
@@ -74,6 +91,7 @@ class ToolPlan:
     norms: tuple[CompiledNorm, ...]
     budgets: tuple[CompiledBudget, ...]
     critique_values: tuple[ValueCard, ...]
+    remember: tuple[CompiledRemember, ...]
     lets: tuple[tuple[str, Compiled], ...]  # in dependency order
     variables: frozenset[str]
     functions: dict[str, Callable[..., Any]]  # static and extension functions to register
@@ -81,6 +99,7 @@ class ToolPlan:
     raw_history: bool
     arg_keys: frozenset[str] | None  # the args keys any expression can observe (None: all)
     context_keys: frozenset[str] | None
+    state_keys: frozenset[str] | None  # what `state` entries expressions read (None: all)
     # One program for every norm's `when` and each budget's `when` and `measure`, in that order (None:
     # nothing to evaluate, or it did not combine); see verify.engine for how it is used.
     batch: Any = None
@@ -95,6 +114,7 @@ class CompiledSpec:
         norms: Sequence[CompiledNorm],
         budgets: Sequence[CompiledBudget],
         lets: dict[str, Compiled],
+        remember: Sequence[CompiledRemember] = (),
     ) -> None:
         self.resolved = resolved
         self.id = resolved.id
@@ -108,6 +128,7 @@ class CompiledSpec:
         self.priorities: tuple[Priority, ...] = tuple(resolved.priorities)
         self.norms = tuple(norms)
         self.budgets = tuple(budgets)
+        self.remember = tuple(remember)
         self.lets = lets
         self._static = {**EXTENSION_FUNCTIONS, **static_functions(self.zone)}
         self._index = _ToolIndex(
@@ -115,6 +136,7 @@ class CompiledSpec:
             [(b.budget.tools, b) for b in self.budgets],
             [(v.tools, v) for v in self.values.values()],
             [(resolved.known_tools, True)],
+            [(r.rule.tools, r) for r in self.remember],
         )
         self._plans: dict[str, ToolPlan] = {}
         self._lock = threading.Lock()
@@ -139,7 +161,8 @@ class CompiledSpec:
         norms = tuple(self._index.norms(tool))
         budgets = tuple(self._index.budgets(tool))
         values = self._index.values(tool)
-        exprs: list[Compiled] = []
+        remember = tuple(self._index.remember(tool))
+        exprs: list[Compiled] = [c for r in remember for c in (r.value, r.when) if c is not None]
         for n in norms:
             exprs.extend(c for c in (n.when, *(r for _, r in n.revise)) if c is not None)
         for b in budgets:
@@ -153,6 +176,7 @@ class CompiledSpec:
             norms=norms,
             budgets=budgets,
             critique_values=tuple(v for v in values if v.critique),
+            remember=remember,
             lets=lets,
             variables=frozenset().union(*(c.variables for c in exprs)) if exprs else frozenset(),
             functions={f: self._static[f] for f in functions if f in self._static},
@@ -160,6 +184,7 @@ class CompiledSpec:
             raw_history=any(c.raw_history for c in exprs),
             arg_keys=_union_keys(c.arg_keys for c in exprs),
             context_keys=_union_keys(c.context_keys for c in exprs),
+            state_keys=_union_keys(c.state_keys for c in exprs),
             batch=_batch(norms, budgets, lets),
         )
 
@@ -249,6 +274,9 @@ class _ToolIndex:
     def known(self, tool: str) -> list[bool]:
         return self._match(3, tool)
 
+    def remember(self, tool: str) -> list[CompiledRemember]:
+        return self._match(4, tool)
+
 
 def compile_spec(resolved: ResolvedSpec) -> CompiledSpec:
     """Compile every expression of ``resolved``; raise :class:`SpecError` with all problems."""
@@ -294,9 +322,17 @@ def _compile(resolved: ResolvedSpec) -> tuple[CompiledSpec | None, list[Problem]
         measure = None if b.measure.strip() == "1" else comp(b.measure, where, f"{where.key}.measure")
         budgets.append(CompiledBudget(b, when, measure, b.window_seconds, where))
 
+    remember: list[CompiledRemember] = []
+    for r in resolved.remember:
+        where = resolved.sources[("remember", r.id)]
+        value = comp(r.value, where, f"{where.key}.value")
+        when = None if r.when.strip() == "true" else comp(r.when, where, f"{where.key}.when")
+        if value is not None:
+            remember.append(CompiledRemember(r, value, when, r.window_seconds, where))
+
     if problems:
         return None, problems
-    return CompiledSpec(resolved, norms, budgets, lets), problems
+    return CompiledSpec(resolved, norms, budgets, lets, remember), problems
 
 
 def _let_cycles(lets: dict[str, Compiled], resolved: ResolvedSpec) -> Iterable[Problem]:

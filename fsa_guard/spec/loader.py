@@ -26,6 +26,7 @@ from .model import (
     Budget,
     Norm,
     Priority,
+    Remember,
     SpecFile,
     ValueCard,
 )
@@ -71,7 +72,9 @@ class ResolvedSpec:
     values: list[ValueCard] = field(default_factory=list)
     norms: list[Norm] = field(default_factory=list)
     budgets: list[Budget] = field(default_factory=list)
+    remember: list[Remember] = field(default_factory=list)
     priorities: list[Priority] = field(default_factory=list)
+    storage: dict[str, str] = field(default_factory=dict)  # "store"/"audit" -> URL, file paths made absolute
     files: list[str] = field(default_factory=list)
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     key_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, dotted key) -> line
@@ -96,6 +99,7 @@ class ResolvedSpec:
             "values": [v.model_dump(mode="json") for v in self.values],
             "norms": [n.model_dump(mode="json") for n in self.norms],
             "budgets": [b.model_dump(mode="json") for b in self.budgets],
+            "remember": [r.model_dump(mode="json") for r in self.remember],
             "priorities": [p.model_dump(mode="json") for p in self.priorities],
         }
 
@@ -232,7 +236,7 @@ def _raw_expression_problems(path: Path, data: dict[str, Any], lines: dict[Path_
 
 
 def _duplicate_ids(layer: Layer) -> Iterable[Problem]:
-    for section in ("values", "norms", "budgets"):
+    for section in ("values", "norms", "budgets", "remember"):
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(layer.spec, section)):
             if item.id in seen:
@@ -310,6 +314,8 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
         _merge_values(layer, out, problems)
         _merge_norms(layer, out, problems)
         _merge_budgets(layer, out, problems)
+        _merge_remember(layer, out, problems)
+        _merge_storage(layer, out, problems)
         for i, prio in enumerate(spec.priorities):
             out.priorities.append(prio)
             out.sources[("priorities", str(len(out.priorities) - 1))] = layer.source("priorities", i)
@@ -420,6 +426,57 @@ def _merge_budgets(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> 
         out.sources[("budgets", budget.id)] = here
 
 
+def _merge_remember(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    for i, rule in enumerate(layer.spec.remember):
+        here = layer.source("remember", i)
+        earlier = out.sources.get(("remember", rule.id))
+        if earlier is not None and earlier.file == here.file:
+            continue  # reported as duplicate-id
+        if earlier is not None:
+            if next(r for r in out.remember if r.id == rule.id) != rule:
+                problems.append(
+                    here.problem(
+                        f"remember '{rule.id}' is already defined in {earlier.file}:{earlier.line}; a later layer "
+                        "cannot change it (the earlier layer's norms read it)",
+                        code="layer-replaces",
+                        hint="choose another id",
+                    )
+                )
+            continue
+        out.remember.append(rule)
+        out.sources[("remember", rule.id)] = here
+
+
+def _merge_storage(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    for key in ("store", "audit"):
+        url = getattr(layer.spec.storage, key)
+        if url is None:
+            continue
+        url = _absolute_file_url(url, layer.path.parent)
+        here = layer.source("storage", key)
+        earlier = out.sources.get(("storage", key))
+        if earlier is not None and out.storage[key] != url:
+            problems.append(
+                here.problem(
+                    f"storage.{key} is set to {out.storage[key]!r} by {earlier.file}:{earlier.line}; a later layer "
+                    "cannot move it",
+                    code="layer-replaces",
+                    hint="pass store=/audit= to the Guard or set FSA_GUARD_STORE/FSA_GUARD_AUDIT to override it",
+                )
+            )
+            continue
+        out.storage[key] = url
+        out.sources.setdefault(("storage", key), here)
+
+
+def _absolute_file_url(url: str, base: Path) -> str:
+    """A ``sqlite:///`` or ``jsonl:///`` URL with a relative path made absolute against ``base``."""
+    scheme, _, rest = url.partition(":///")
+    if scheme in ("sqlite", "jsonl") and rest and not rest.startswith("/"):
+        return f"{scheme}:///{(base / rest).resolve()}"  # the path starts with '/': four slashes, absolute
+    return url
+
+
 def _check_references(spec: ResolvedSpec) -> Iterable[Problem]:
     ids = [v.id for v in spec.values]
     known = set(ids)
@@ -433,11 +490,16 @@ def _check_references(spec: ResolvedSpec) -> Iterable[Problem]:
             hint=did_you_mean(value_id, ids) or "add a values card with this id, or fix the id",
         )
 
-    for kind, items in (("norms", spec.norms), ("budgets", spec.budgets)):
+    sections: tuple[tuple[str, str, Sequence[Norm | Budget | Remember]], ...] = (
+        ("norms", "norm", spec.norms),
+        ("budgets", "budget", spec.budgets),
+        ("remember", "remember rule", spec.remember),
+    )
+    for kind, label, items in sections:
         for item in items:
             src = spec.sources[(kind, item.id)]
             for j, vid in enumerate(item.serves):
-                p = check(vid, spec.at(src, f".serves[{j}]"), f"{kind[:-1]} '{item.id}'")
+                p = check(vid, spec.at(src, f".serves[{j}]"), f"{label} '{item.id}'")
                 if p:
                     yield p
     pairs: dict[tuple[str, str, str], Source] = {}

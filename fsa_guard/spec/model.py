@@ -14,7 +14,9 @@ __all__ = [
     "Defaults",
     "Norm",
     "Priority",
+    "Remember",
     "SpecFile",
+    "Storage",
     "ValueCard",
     "parse_window",
 ]
@@ -155,6 +157,49 @@ class Budget(_Strict):
         return parse_window(self.window)
 
 
+class Remember(_Strict):
+    """Something a call that ran acted on, kept for later decisions: ``state.remembered.<id>`` lists them."""
+
+    id: Id
+    description: str = ""
+    tools: list[Glob] = Field(min_length=1)
+    value: Expr = Field(description="CEL expression of what to remember, e.g. action.args.recipient.")
+    when: Expr = Field("true", description="CEL condition: only calls where it holds are remembered.")
+    window: str | None = Field(
+        None, description="Only entities noted within this window are listed (all time if unset)."
+    )
+    serves: list[Id] = Field(default_factory=list)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_window(v)
+        return v
+
+    @property
+    def window_seconds(self) -> float | None:
+        """The window in seconds, or None for all time."""
+        return None if self.window is None else parse_window(self.window)
+
+
+_STORAGE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+class Storage(_Strict):
+    """Where budget state and the audit trail live, by URL (overridden by Guard arguments and environment)."""
+
+    store: str | None = Field(None, description="memory://, sqlite:///path or redis://host:port/db")
+    audit: str | None = Field(None, description="memory://, sqlite:///path, jsonl:///path or postgresql://host/db")
+
+    @field_validator("store", "audit")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not _STORAGE_URL.match(v):
+            raise ValueError(f"'{v}' is not a URL: write e.g. sqlite:///state.db (relative to this file)")
+        return v
+
+
 class Priority(_Strict):
     """In this context, the person holds ``prefer`` to be wiser than ``over``."""
 
@@ -177,7 +222,9 @@ class SpecFile(_Strict):
     values: list[ValueCard] = Field(default_factory=list)
     norms: list[Norm] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
+    remember: list[Remember] = Field(default_factory=list)
     priorities: list[Priority] = Field(default_factory=list)
+    storage: Storage = Field(default_factory=Storage)
 
     @field_validator("let")
     @classmethod

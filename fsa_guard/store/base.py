@@ -2,8 +2,11 @@
 
 Reserve, then commit: the guard reserves a budget amount when it allows a call, and the caller reports
 whether the tool ran (``commit``) or failed (``release``). Reservations never reported expire after their
-``ttl``. Backends map their driver errors to :class:`~fsa_guard.StoreError`, which the guard turns into a
-deny with finding ``store-unavailable``.
+``ttl``. Stores also remember entities (payees paid, recipients written to) that spec ``remember`` rules
+name, for ``state.remembered`` in expressions.
+
+Backends map their driver errors to :class:`~fsa_guard.StoreError`, which the guard turns into a deny with
+finding ``store-unavailable``. :func:`fsa_guard.open_store` picks a backend by URL.
 """
 
 from __future__ import annotations
@@ -48,5 +51,22 @@ class Store(Protocol):
         ...
 
     def usage(self, key: str, window_s: float, now: float) -> float:
-        """Committed plus live reserved amount of ``key`` within the window ending at ``now``."""
+        """Committed plus live reserved amount of ``key`` stamped after ``now - window_s``.
+
+        Entries stamped after ``now`` count too: under concurrency a decision's ``now`` may be read before
+        another worker's reservation is made, and leaving it out would overspend.
+        """
+        ...
+
+    def remember(self, key: str, entity: str, now: float) -> None:
+        """Note that a call that ran acted on ``entity`` (canonical JSON text) under ``key`` at ``now``."""
+        ...
+
+    def recall(self, key: str, window_s: float | None, now: float) -> list[str]:
+        """The distinct entities noted under ``key`` with ``now - window_s < at <= now`` (no lower bound when
+        ``window_s`` is None), in the order they were first noted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
         ...

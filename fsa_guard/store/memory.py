@@ -22,8 +22,9 @@ class _Entry:
 class MemoryStore:
     """Thread-safe in-memory budget store with rolling windows.
 
-    A decision's ``now`` may be pinned (replays, tests), so the window counts entries with
-    ``now - window < at <= now``; entries are only dropped once they are out of every window that the
+    The window counts entries with ``at > now - window``, including any stamped after ``now``: under
+    concurrency a decision's ``now`` may be read before another worker's reservation is made. A decision's
+    ``now`` may be pinned (replays, tests), so entries are only dropped once they are out of every window that the
     wall clock or the decisions can still ask about.
     """
 
@@ -32,6 +33,7 @@ class MemoryStore:
         self._pending: dict[str, tuple[str, _Entry]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._remembered: dict[str, dict[str, tuple[float, float]]] = {}  # key -> entity -> (first, last)
 
     def _used(self, key: str, window_s: float, now: float) -> float:
         entries = self._entries.get(key, [])
@@ -41,7 +43,7 @@ class MemoryStore:
         kept = [e for e in entries if e.at > prune_before]
         if len(kept) != len(entries):
             self._entries[key] = kept
-        return sum(e.amount for e in kept if horizon < e.at <= now and (e.expires is None or e.expires > now))
+        return sum(e.amount for e in kept if horizon < e.at and (e.expires is None or e.expires > now))
 
     def reserve(
         self, key: str, amount: float, limit: float, window_s: float, now: float, ttl_s: float, force: bool = False
@@ -88,3 +90,31 @@ class MemoryStore:
         """See :meth:`fsa_guard.store.base.Store.usage`."""
         with self._lock:
             return self._used(key, window_s, now)
+
+    def remember(self, key: str, entity: str, now: float) -> None:
+        """See :meth:`fsa_guard.store.base.Store.remember`."""
+        with self._lock:
+            seen = self._remembered.setdefault(key, {})
+            first, last = seen.get(entity, (now, now))
+            seen[entity] = (min(first, now), max(last, now))
+
+    def recall(self, key: str, window_s: float | None, now: float) -> list[str]:
+        """See :meth:`fsa_guard.store.base.Store.recall`."""
+        with self._lock:
+            items = list(self._remembered.get(key, {}).items())
+        return [
+            e for e, (first, last) in sorted(items, key=lambda i: i[1][0]) if _noted_within(first, last, window_s, now)
+        ]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _noted_within(first: float, last: float, window_s: float | None, now: float) -> bool:
+    """Whether the first or the last note of an entity lies in ``(now - window_s, now]``.
+
+    Only those two times are kept (every backend does the same), so memory stays bounded by the number of
+    entities; with the wall clock as ``now`` the last note alone decides.
+    """
+    lo = -float("inf") if window_s is None else now - window_s
+    return lo < last <= now or lo < first <= now

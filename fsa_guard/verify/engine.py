@@ -9,6 +9,7 @@ expression that fails escalates. A budget whose ``when`` or ``measure`` fails re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,12 @@ import cel
 from ..action import Action
 from ..decision import Finding
 from ..errors import StoreError
-from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledSpec, ToolPlan
+from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledRemember, CompiledSpec, ToolPlan
 from ..store.base import Store
 from .functions import HistoryIndex, _fixed_offset
 from .schema import ArgsValidator
 
-__all__ = ["Verdict", "verify"]
+__all__ = ["Verdict", "remember_key", "verify"]
 
 
 @dataclass(slots=True)
@@ -39,6 +40,7 @@ class Verdict:
     critique_serves: list[str] = field(default_factory=list)
     revision: dict[str, Any] | None = None
     charges: list[tuple[CompiledBudget, float]] = field(default_factory=list)
+    remember: list[tuple[str, str]] = field(default_factory=list)  # (store key, entity as canonical JSON)
 
     def add(self, finding: Finding) -> None:
         """Record a finding and what it asks for."""
@@ -88,7 +90,7 @@ def verify(
         if v.deny:
             return v
         # escalate-by-default: norms of later layers still apply, so one of them can still deny
-    if not plan.norms and not plan.budgets:
+    if not plan.norms and not plan.budgets and not plan.remember:
         v.critique.extend(f"value:{card.id}" for card in plan.critique_values)
         return v
 
@@ -118,7 +120,27 @@ def verify(
         k = len(plan.norms)
         for j, budget in enumerate(plan.budgets):
             _measure(budget, env, v, None if batch is None else (batch[k + 2 * j], batch[k + 2 * j + 1]))
+        for noting in plan.remember:
+            _note(noting, env, v)
     return v
+
+
+def _note(rule: CompiledRemember, env: _Env, v: Verdict) -> None:
+    """What ``rule`` would remember if the call runs. A failure escalates: a limit on what is remembered (say,
+    distinct recipients a week) would otherwise undercount."""
+    try:
+        if rule.when is not None:
+            applies = env.run(rule.when)
+            if not isinstance(applies, bool):
+                raise _BadValue(f"'when' must be true or false, got {applies!r}")
+            if not applies:
+                return
+        value = _as_arg(env.run(rule.value))
+        v.remember.append((remember_key(rule.id), json.dumps(value, sort_keys=True, separators=(",", ":"))))
+    except Exception as exc:
+        error = exc.args[0] if isinstance(exc, _BadValue) and exc.args else env.describe(exc)
+        message = f"Remember rule '{rule.id}' could not read this call: {error}"
+        v.add(Finding("guard", rule.id, message, effect="escalate", values=tuple(rule.rule.serves), error=str(error)))
 
 
 _REMOVE: Any = object()
@@ -185,7 +207,7 @@ def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, 
     if "now" in names:
         variables["now"] = _fixed_offset(now)
     if "state" in names:
-        variables["state"] = _state(spec, store, now)
+        variables["state"] = _state(spec, plan, store, now)
     functions = dict(plan.functions)
     if "history" in names or plan.history_functions:
         index = HistoryIndex(action.history)
@@ -196,13 +218,28 @@ def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, 
     return cel.Context(variables=variables, functions=functions)
 
 
-def _state(spec: CompiledSpec, store: Store | None, now: datetime) -> dict[str, Any]:
+def _state(spec: CompiledSpec, plan: ToolPlan, store: Store | None, now: datetime) -> dict[str, Any]:
+    """What ``state`` holds for this decision: only the entries the plan's expressions read."""
+    wanted = plan.state_keys
     budgets: dict[str, Any] = {}
     ts = now.timestamp()
     for b in spec.budgets:
+        if wanted is not None and f"budgets.{b.id}" not in wanted:
+            continue
         used = store.usage(b.id, b.window_s, ts) if store is not None else 0.0
         budgets[b.id] = {"used": used, "limit": b.budget.limit, "remaining": max(0.0, b.budget.limit - used)}
-    return {"budgets": budgets}
+    remembered: dict[str, Any] = {}
+    for r in spec.remember:
+        if wanted is not None and f"remembered.{r.id}" not in wanted:
+            continue
+        found = store.recall(remember_key(r.id), r.window_s, ts) if store is not None else []
+        remembered[r.id] = [json.loads(e) for e in found]
+    return {"budgets": budgets, "remembered": remembered}
+
+
+def remember_key(rule_id: str) -> str:
+    """The store key of a remember rule's entities (apart from budget keys, which are budget ids)."""
+    return f"remember:{rule_id}"
 
 
 _UNDEFINED = re.compile(r"Undefined variable or function: '(\w+)'")

@@ -74,6 +74,7 @@ class Compiled:
     raw_history: bool  # uses ``history`` other than as the first argument of a history function
     arg_keys: frozenset[str] | None = None  # the only action.args keys it can observe (None: any)
     context_keys: frozenset[str] | None = None  # the only context keys it can observe (None: any)
+    state_keys: frozenset[str] | None = None  # "budgets.<id>" / "remembered.<id>" it reads (None: any)
 
 
 def _strip_strings(src: str) -> str:
@@ -245,6 +246,23 @@ def _keys_used(bare: str, bound: set[str]) -> tuple[frozenset[str] | None, froze
     )
 
 
+_STATE_USE = re.compile(r"(?<![\w.])state\b")
+_STATE_KEY = re.compile(r"\s*\.\s*(budgets|remembered)\s*\.\s*([A-Za-z_][\w]*)\b(?!\s*\()")
+
+
+def _state_keys(bare: str, bound: set[str]) -> frozenset[str] | None:
+    """The state entries an expression reads, so a decision fetches only those from the store."""
+    if "state" in bound:
+        return None
+    keys = set()
+    for m in _STATE_USE.finditer(bare):
+        k = _STATE_KEY.match(bare, m.end())
+        if k is None:
+            return None  # state read some other way (state.budgets[x], has(state...)): fetch it all
+        keys.add(f"{k.group(1)}.{k.group(2)}")
+    return frozenset(keys)
+
+
 def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     """Compile ``src`` and check its references. Raises :class:`ExprError` with a hint."""
     try:
@@ -317,6 +335,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         if "fsa_matches" in used:
             functions.add("fsa_matches")
     arg_keys, context_keys = _keys_used(bare, bound)
+    state_keys = _state_keys(bare, bound) if "state" in variables else frozenset()
     return Compiled(
         source=src,
         program=program,
@@ -326,6 +345,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         raw_history=raw_history,
         arg_keys=arg_keys,
         context_keys=context_keys,
+        state_keys=state_keys,
     )
 
 

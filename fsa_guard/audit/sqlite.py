@@ -1,0 +1,121 @@
+"""SQLite audit sink (``sqlite:///path/to/audit.db``): the embedded default, safe for several processes.
+
+Each write is one ``BEGIN IMMEDIATE`` transaction that reads the stream's head, appends the sealed record and
+moves the head, so concurrent writers on one machine keep one valid chain and a crash leaves no half record.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import AuditError
+from .base import GENESIS, canonical, seal
+
+__all__ = ["SQLiteAuditSink"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_records (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time TEXT,
+    outcome TEXT,
+    tool TEXT,
+    record TEXT NOT NULL,     -- the canonical JSON the hash was taken over
+    PRIMARY KEY (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS audit_heads (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+"""
+
+
+class SQLiteAuditSink:
+    """Hash-chained records in one SQLite file (WAL), one chain per stream."""
+
+    def __init__(self, path: str | Path, stream: str = "default", timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.stream = stream
+        self._timeout = timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise AuditError(f"cannot open the SQLite audit trail {str(self.path)!r}: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def write(self, record: Mapping[str, Any]) -> str:
+        """Seal and append one record; returns its id (``stream:seq``)."""
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT seq, hash FROM audit_heads WHERE stream = ?", (self.stream,)).fetchone()
+                seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+                sealed = seal(record, self.stream, seq + 1, prev)
+                proposed = sealed.get("proposed")
+                tool = proposed.get("tool") if isinstance(proposed, Mapping) else None
+                conn.execute(
+                    "INSERT INTO audit_records VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.stream, seq + 1, sealed.get("time"), sealed.get("outcome"), tool, canonical(sealed).decode()),
+                )
+                conn.execute(
+                    "INSERT INTO audit_heads VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE SET "
+                    "seq = excluded.seq, hash = excluded.hash",
+                    (self.stream, seq + 1, sealed["hash"]),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            raise AuditError(f"cannot write to the SQLite audit trail {str(self.path)!r}: {exc}") from exc
+        return f"{self.stream}:{seq + 1}"
+
+    def streams(self) -> list[str]:
+        """See :class:`~fsa_guard.audit.base.AuditReader`."""
+        sql = "SELECT stream FROM audit_records UNION SELECT stream FROM audit_heads ORDER BY 1"
+        return [r[0] for r in self._read(sql, ())]
+
+    def read(self, stream: str) -> Iterator[Any]:
+        """See :class:`~fsa_guard.audit.base.AuditReader`. Rows come in ``seq`` order."""
+        for (text,) in self._read("SELECT record FROM audit_records WHERE stream = ? ORDER BY seq", (stream,)):
+            try:
+                yield json.loads(text)
+            except ValueError:
+                yield text
+
+    def head(self, stream: str) -> tuple[int, str] | None:
+        """See :class:`~fsa_guard.audit.base.AuditReader`."""
+        rows = self._read("SELECT seq, hash FROM audit_heads WHERE stream = ?", (stream,))
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise AuditError(f"cannot read the SQLite audit trail {str(self.path)!r}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()

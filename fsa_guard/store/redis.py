@@ -1,0 +1,269 @@
+"""Redis store (``redis://host:port/db``, ``rediss://``, ``unix://``): budgets shared by many machines.
+
+Query parameters of our own, removed before the URL goes to redis-py: ``prefix`` (default ``fsa``) starts every
+key, ``timeout`` (seconds, default 2) bounds connecting and each reply. Other parameters go to redis-py.
+
+Key layout, for prefix ``P``:
+
+* ``P:spend:{key}``: sorted set of a budget's entries, scored by ``at``; members are ``rid|amount|expires``, with
+  ``expires`` replaced by ``c`` once committed. Amounts and times are written with ``repr``, so they round-trip.
+* ``P:res:{rid}``: hash of a reservation not yet reported (``key``, ``member``, ``done``, ``at``, ``used``,
+  ``until``), so commit and release can find its entry.
+* ``P:first:{key}`` and ``P:last:{key}``: sorted sets of remembered entities scored by first and last note.
+
+Reserve, commit, release, usage and recall are Lua scripts, so each is atomic across every client; like
+MemoryStore, reserve and usage first prune entries out of every window still asked about. Spend and reservation keys
+expire once no window can still count them (window + ttl + a margin after the latest reserve, measured from the
+later of ``now`` and the wall clock); remembered entities never expire, since ``recall`` may ask about any window
+(``window: null`` means forever). Single-node Redis only: commit and release touch a key they read from a hash,
+which Redis Cluster does not allow.
+
+Connections are made lazily, so the store can be built while Redis is down; every redis-py error becomes
+:class:`~fsa_guard.StoreError` (the guard denies), and the next call after Redis is back reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..errors import StoreError
+from .base import Reservation
+
+__all__ = ["RedisStore"]
+
+T = TypeVar("T")
+
+_MARGIN_S = 60.0  # slack for clock differences between the machines that share the store
+_MAX_KEEP_S = 10 * 365 * 86400.0  # an unbounded window still gets a (long) expiry that PEXPIRE accepts
+
+# Grows a key's TTL, never shrinks it (PEXPIRE GT would skip a key that has no TTL yet).
+_EXTEND = """
+local function extend(key, ms)
+  if redis.call('PTTL', key) < tonumber(ms) then redis.call('PEXPIRE', key, ms) end
+end
+"""
+
+# Prunes, then sums the committed and live entries stamped after the horizon, as MemoryStore._used does;
+# entries stamped after `now` count too (another worker may have reserved after this decision read its clock).
+_USED = """
+local function used(spend, horizon, now, prune_before)
+  redis.call('ZREMRANGEBYSCORE', spend, '-inf', prune_before)
+  local t, n = 0, tonumber(now)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', spend, '(' .. horizon, '+inf')) do
+    local amount, expires = string.match(m, '^[^|]*|([^|]*)|(.*)$')
+    if expires == 'c' or tonumber(expires) > n then t = t + tonumber(amount) end
+  end
+  return t
+end
+"""
+
+# KEYS: spend. ARGV: horizon, now, prune_before. %.17g: the sum comes back to Python as the same double.
+_USAGE = _USED + "return string.format('%.17g', used(KEYS[1], ARGV[1], ARGV[2], ARGV[3]))"
+
+# KEYS: spend, res. ARGV: horizon, now, prune_before, amount, limit, force, member, done, keep_ms, until.
+_RESERVE = (
+    _EXTEND
+    + _USED
+    + """
+local spend, res = KEYS[1], KEYS[2]
+local prior = redis.call('HGET', res, 'used')
+if prior then return {1, prior} end  -- a retried call whose first try got through
+local u = used(spend, ARGV[1], ARGV[2], ARGV[3])
+local used_s = string.format('%.17g', u)
+if u + tonumber(ARGV[4]) > tonumber(ARGV[5]) and ARGV[6] ~= '1' then return {0, used_s} end
+redis.call('ZADD', spend, ARGV[2], ARGV[7])
+redis.call('HSET', res, 'key', spend, 'member', ARGV[7], 'done', ARGV[8], 'at', ARGV[2], 'used', used_s,
+           'until', ARGV[10])
+redis.call('PEXPIRE', res, ARGV[9])
+extend(spend, ARGV[9])
+return {1, used_s}
+"""
+)
+
+# KEYS: res. ARGV: wall clock, minimum keep in ms.
+_COMMIT = (
+    _EXTEND
+    + """
+local f = redis.call('HMGET', KEYS[1], 'key', 'member', 'done', 'at', 'until')
+if not f[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', f[1], f[2])
+-- added back even if it was pruned meanwhile: the call ran, so it counts (as MemoryStore does)
+redis.call('ZADD', f[1], f[4], f[3])
+local ms = math.max(math.ceil((tonumber(f[5]) - tonumber(ARGV[1])) * 1000), tonumber(ARGV[2]))
+extend(f[1], string.format('%d', ms))
+return 1
+"""
+)
+
+# KEYS: res.
+_RELEASE = """
+local f = redis.call('HMGET', KEYS[1], 'key', 'member')
+if not f[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', f[1], f[2])
+return 1
+"""
+
+# KEYS: first, last. ARGV: lower bound (ZRANGEBYSCORE syntax), now. Returns entity, first, entity, first, ...
+_RECALL = """
+local out, seen = {}, {}
+local a = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
+for i = 1, #a, 2 do
+  seen[a[i]] = true
+  out[#out + 1] = a[i]
+  out[#out + 1] = a[i + 1]
+end
+for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], ARGV[2])) do
+  if not seen[e] then
+    out[#out + 1] = e
+    out[#out + 1] = redis.call('ZSCORE', KEYS[1], e)
+  end
+end
+return out
+"""
+
+
+def _num(x: float) -> str:
+    """A float as text that Redis and Lua parse back to the same double."""
+    return repr(float(x))
+
+
+class RedisStore:
+    """Budget state in Redis, safe for many threads, processes and machines."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        ours = dict(params)
+        self.prefix = ours.get("prefix", "fsa")
+        if not self.prefix:
+            raise ValueError(f"{self._display(parts)}: the prefix parameter is empty")
+        try:
+            timeout = float(ours.get("timeout", "2"))
+        except ValueError:
+            raise ValueError(f"{self._display(parts)}: timeout must be a number of seconds") from None
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"{self._display(parts)}: timeout must be a positive number of seconds")
+        rest = urlencode([(k, v) for k, v in params if k not in ("prefix", "timeout")])
+        self.url = self._display(parts)
+        # from_url only parses: the first command connects, so a guard can start while Redis is down.
+        # One immediate retry on a dropped connection, not redis-py's default of ten with backoff: a guard
+        # should deny quickly, and every script below is safe to run twice.
+        self._client = redis.Redis.from_url(
+            urlunsplit(parts._replace(query=rest)),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            decode_responses=True,
+        )
+        self._reserve = self._client.register_script(_RESERVE)
+        self._commit = self._client.register_script(_COMMIT)
+        self._release = self._client.register_script(_RELEASE)
+        self._recall = self._client.register_script(_RECALL)
+        self._usage = self._client.register_script(_USAGE)
+
+    @staticmethod
+    def _display(p: SplitResult) -> str:
+        """The URL for messages: no password, no query."""
+        netloc = p.netloc.rpartition("@")[2]
+        if p.username:
+            netloc = f"{p.username}:***@{netloc}" if p.password is not None else f"{p.username}@{netloc}"
+        elif p.password is not None:
+            netloc = f":***@{netloc}"
+        return urlunsplit((p.scheme, netloc, p.path, "", ""))
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}:{kind}:{name}"
+
+    @staticmethod
+    def _window(window_s: float, now: float, wall: float | None = None) -> list[str]:
+        """Horizon, now and prune-before, as the scripts take them."""
+        wall = time.time() if wall is None else wall
+        # a future `now` must not drop today's spending: prune against the earlier of it and the wall clock
+        return [_num(now - window_s), _num(now), _num(min(now, wall) - window_s)]
+
+    def _run(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis store {self.url} (prefix {self.prefix!r}) failed to {what}: {exc}") from exc
+
+    def reserve(
+        self, key: str, amount: float, limit: float, window_s: float, now: float, ttl_s: float, force: bool = False
+    ) -> Reservation:
+        """See :meth:`fsa_guard.store.base.Store.reserve`."""
+        wall = time.time()
+        rid = uuid.uuid4().hex
+        head = f"{rid}|{_num(amount)}|"
+        keep_s = min(max(now, wall) - wall + window_s + ttl_s + _MARGIN_S, _MAX_KEEP_S)
+        args = [
+            *self._window(window_s, now, wall),
+            _num(amount),
+            _num(limit),
+            "1" if force else "0",
+            head + _num(now + ttl_s),
+            head + "c",
+            str(math.ceil(keep_s * 1000)),
+            _num(wall + keep_s),
+        ]
+        keys = [self._key("spend", key), self._key("res", rid)]
+        ok, used = self._run("reserve", lambda: self._reserve(keys=keys, args=args))
+        if int(ok):
+            return Reservation(True, key, amount, float(used), limit, rid)
+        return Reservation(False, key, amount, float(used), limit)
+
+    def commit(self, reservation_id: str) -> None:
+        """See :meth:`fsa_guard.store.base.Store.commit`."""
+        args = [_num(time.time()), str(int(_MARGIN_S * 1000))]
+        self._run("commit", lambda: self._commit(keys=[self._key("res", reservation_id)], args=args))
+
+    def release(self, reservation_id: str) -> None:
+        """See :meth:`fsa_guard.store.base.Store.release`."""
+        self._run("release", lambda: self._release(keys=[self._key("res", reservation_id)]))
+
+    def usage(self, key: str, window_s: float, now: float) -> float:
+        """See :meth:`fsa_guard.store.base.Store.usage`."""
+        keys = [self._key("spend", key)]
+        args = self._window(window_s, now)
+        return float(self._run("read usage", lambda: self._usage(keys=keys, args=args)))
+
+    def remember(self, key: str, entity: str, now: float) -> None:
+        """See :meth:`fsa_guard.store.base.Store.remember`."""
+
+        def go() -> None:
+            # LT keeps the earliest note and GT the latest, whatever order pinned `now`s arrive in
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zadd(self._key("first", key), {entity: now}, lt=True)
+            pipe.zadd(self._key("last", key), {entity: now}, gt=True)
+            pipe.execute()
+
+        self._run("remember", go)
+
+    def recall(self, key: str, window_s: float | None, now: float) -> list[str]:
+        """See :meth:`fsa_guard.store.base.Store.recall`."""
+        lo = "-inf" if window_s is None else f"({_num(now - window_s)}"
+        keys = [self._key("first", key), self._key("last", key)]
+        flat: list[str | None] = self._run("recall", lambda: self._recall(keys=keys, args=[lo, _num(now)]))
+        pairs = [
+            (float(first), entity)
+            for entity, first in zip(flat[::2], flat[1::2], strict=True)
+            if entity is not None and first is not None
+        ]
+        return [entity for _, entity in sorted(pairs)]
+
+    def close(self) -> None:
+        """Close the connection pool (a later call would open it again)."""
+        self._run("close", self._client.close)

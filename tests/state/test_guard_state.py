@@ -1,0 +1,221 @@
+"""How a Guard finds its store and audit trail, remembered entities, and failing closed on state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from fsa_guard import Action, Guard, SpecError, StoreError, load_spec, open_store, verify_sink
+from fsa_guard.audit.jsonl import JSONLAuditSink
+from fsa_guard.audit.sqlite import SQLiteAuditSink
+from fsa_guard.store.memory import MemoryStore
+from fsa_guard.store.sqlite import SQLiteStore
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+PAYEES = """
+fsa_guard: 1
+id: payees
+values:
+  - id: careful-money
+    title: Careful stewardship of money
+    attends_to: [PAYEES I know and chose]
+remember:
+  - id: payees
+    description: Accounts my agent has paid.
+    tools: [send_money]
+    value: action.args.recipient
+    serves: [careful-money]
+  - id: recent
+    description: Whom my agent wrote to this week.
+    tools: [send_email]
+    value: action.args.to
+    window: 7d
+norms:
+  - id: only-known-payees
+    description: Money goes only to payees I have paid before or named in my request.
+    tools: [send_money]
+    when: '!(action.args.recipient in state.remembered.payees) && !request.contains(action.args.recipient)'
+    effect: deny
+    serves: [careful-money]
+  - id: many-new-recipients
+    tools: [send_email]
+    when: 'size(state.remembered.recent) >= 2 && !(action.args.to in state.remembered.recent)'
+    effect: escalate
+    serves: [careful-money]
+"""
+
+
+@pytest.fixture
+def payees_spec(tmp_path: Path):
+    path = tmp_path / "payees.yaml"
+    path.write_text(PAYEES)
+    return load_spec(path)
+
+
+@pytest.mark.parametrize("store", ["memory://", "sqlite"])
+def test_payees_paid_before_are_remembered_when_the_call_ran(tmp_path: Path, payees_spec, store: str) -> None:
+    url = store if store == "memory://" else f"sqlite:///{tmp_path}/state.db"
+    guard = Guard(payees_spec, store=url, clock=lambda: T0)
+    pay = Action("send_money", {"recipient": "DE89", "amount": 10.0}, request="pay DE89 for the sofa", now=T0)
+    first = guard.decide(pay)
+    assert first.outcome == "allow"
+    again = Action("send_money", {"recipient": "DE89", "amount": 10.0}, request="settle up", now=T0)
+    assert guard.decide(again).outcome == "deny"  # not remembered: the first call has not been reported as run
+    guard.report(first, ok=False)
+    assert guard.decide(again).outcome == "deny"  # it failed: nothing to remember
+    guard.report(guard.decide(pay), ok=True)
+    assert guard.decide(again).outcome == "allow"
+    assert guard.decide(Action("send_money", {"recipient": "XX1", "amount": 1.0}, now=T0)).outcome == "deny"
+    if store == "sqlite":  # another process (a new guard on the same file) sees it too
+        other = Guard(payees_spec, store=url)
+        assert other.decide(again).outcome == "allow"
+
+
+def test_distinct_recipients_within_a_window(payees_spec) -> None:
+    guard = Guard(payees_spec)
+
+    def send(to: str, at: datetime) -> str:
+        d = guard.decide(Action("send_email", {"to": to}, now=at))
+        if d.allowed:
+            guard.report(d, ok=True)
+        return d.outcome
+
+    assert [send("a@x", T0), send("b@x", T0), send("c@x", T0), send("a@x", T0)] == [
+        "allow",
+        "allow",
+        "escalate",
+        "allow",
+    ]
+    assert send("c@x", T0 + timedelta(days=8)) == "allow"  # a week later the earlier recipients have left the window
+
+
+def test_store_and_audit_by_url_argument_environment_spec_and_state_dir(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("FSA_GUARD_STORE", raising=False)
+    monkeypatch.delenv("FSA_GUARD_AUDIT", raising=False)
+    monkeypatch.delenv("FSA_GUARD_STATE_DIR", raising=False)
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        "fsa_guard: 1\nid: base\nstorage:\n  store: sqlite:///state/spec.db\n  audit: jsonl:///state/audit.jsonl\n"
+    )
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("fsa_guard: 1\nid: plain\n")
+    # the spec's storage section, its relative paths read from the spec file's folder
+    g = Guard.from_files(base)
+    assert isinstance(g.store, SQLiteStore) and g.store.path == tmp_path / "state" / "spec.db"
+    assert isinstance(g.audit, JSONLAuditSink) and g.audit.path == tmp_path / "state" / "audit.jsonl"
+    # the environment beats the spec
+    monkeypatch.setenv("FSA_GUARD_STORE", f"sqlite:///{tmp_path}/env.db")
+    assert Guard.from_files(base).store.path == tmp_path / "env.db"
+    # an argument beats both
+    assert isinstance(Guard.from_files(base, store="memory://").store, MemoryStore)
+    monkeypatch.delenv("FSA_GUARD_STORE")
+    # with nothing configured: a state directory gives SQLite files there; without one, memory and no audit
+    g = Guard.from_files(plain, state_dir=tmp_path / "dir")
+    assert g.store.path == tmp_path / "dir" / "state.db"
+    assert isinstance(g.audit, SQLiteAuditSink) and g.audit.path == tmp_path / "dir" / "audit.db"
+    monkeypatch.setenv("FSA_GUARD_STATE_DIR", str(tmp_path / "envdir"))
+    assert Guard.from_files(plain).store.path == tmp_path / "envdir" / "state.db"
+    monkeypatch.delenv("FSA_GUARD_STATE_DIR")
+    g = Guard.from_files(plain)
+    assert isinstance(g.store, MemoryStore) and g.audit is None
+
+
+def test_a_later_layer_cannot_move_storage(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("fsa_guard: 1\nid: base\nstorage:\n  audit: sqlite:///audit.db\n")
+    (tmp_path / "me.yaml").write_text(
+        "fsa_guard: 1\nid: me\nextends: [base.yaml]\nstorage:\n  audit: jsonl:///mine.jsonl\n  store: memory://\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "me.yaml")
+    (p,) = info.value.problems
+    assert p.key == "storage.audit" and p.line == 5 and "cannot move it" in p.message and p.code == "layer-replaces"
+    (tmp_path / "ok.yaml").write_text("fsa_guard: 1\nid: ok\nextends: [base.yaml]\nstorage:\n  store: memory://\n")
+    assert load_spec(tmp_path / "ok.yaml").resolved.storage["audit"] == f"sqlite:///{tmp_path}/audit.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ftp://x", "unknown store URL 'ftp://x': use memory://"),
+        ("sqlite://", "names no file"),
+        ("redis://:secret@127.0.0.1:1/0?prefix=x", None),  # lazily connected: no error until used
+    ],
+)
+def test_store_urls(url: str, expected: str | None) -> None:
+    if expected is None:
+        store = open_store(url)
+        with pytest.raises(StoreError) as info:
+            store.usage("k", 60.0, 0.0)
+        assert "secret" not in str(info.value)
+        return
+    with pytest.raises(StoreError, match=expected):
+        open_store(url)
+
+
+def test_a_store_that_fails_denies_with_store_unavailable(tmp_path: Path, payees_spec) -> None:
+    spec_path = tmp_path / "b.yaml"
+    spec_path.write_text("fsa_guard: 1\nid: b\nbudgets:\n  - id: calls\n    tools: [t]\n    limit: 5\n    window: 1h\n")
+    guard = Guard(load_spec(spec_path), store="redis://127.0.0.1:1/0?timeout=0.2")  # nothing listens there
+    d = guard.decide(Action("t", {}))
+    assert d.outcome == "deny" and d.finding_ids() == ["store-unavailable"]
+    assert "Budget state could not be checked" in d.findings[0].message
+
+
+BUDGET = "fsa_guard: 1\nid: b\nbudgets:\n  - id: calls\n    tools: [t]\n    limit: 100\n    window: 1h\n"
+
+
+def test_redis_going_away_denies_with_store_unavailable_and_coming_back_resumes(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    from proxy import Proxy
+
+    (tmp_path / "b.yaml").write_text(BUDGET)
+    proxy = Proxy("127.0.0.1", 6379)
+    try:
+        guard = Guard.from_files(tmp_path / "b.yaml", store=f"redis://127.0.0.1:{proxy.port}/0?prefix={redis_prefix}")
+        d = guard.decide(Action("t", {}))
+        assert d.outcome == "allow"
+        guard.report(d, ok=True)
+        proxy.cut()
+        down = guard.decide(Action("t", {}))
+        assert down.outcome == "deny" and down.finding_ids() == ["store-unavailable"]
+        proxy.restore()
+        back = guard.decide(Action("t", {}))
+        assert back.outcome == "allow"
+        assert guard.store.usage("calls", 3600.0, datetime.now(UTC).timestamp()) == 2.0  # the earlier spend held
+    finally:
+        proxy.cut()
+
+
+def test_postgres_going_away_denies_with_audit_unavailable_and_coming_back_resumes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    import uuid
+
+    import psycopg
+    from proxy import Proxy
+
+    from fsa_guard.audit.postgres import PostgresAuditSink
+
+    (tmp_path / "b.yaml").write_text(BUDGET)
+    table = f"fsa_audit_{uuid.uuid4().hex[:10]}"
+    proxy = Proxy("127.0.0.1", 5432)
+    try:
+        sink = PostgresAuditSink(f"postgresql://postgres@127.0.0.1:{proxy.port}/test?connect_timeout=2", table=table)
+        guard = Guard.from_files(tmp_path / "b.yaml", audit=sink)
+        assert guard.decide(Action("t", {})).outcome == "allow"
+        proxy.cut()
+        down = guard.decide(Action("t", {}))
+        assert down.outcome == "deny" and down.finding_ids() == ["audit-unavailable"]
+        assert guard.store.usage("calls", 3600.0, datetime.now(UTC).timestamp()) == 1.0  # its reservation released
+        proxy.restore()
+        assert guard.decide(Action("t", {})).outcome == "allow"
+        (report,) = [r for r in verify_sink(sink) if r.stream == "default"]
+        assert report.ok and report.records == 2
+    finally:
+        proxy.cut()
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(f"DROP TABLE IF EXISTS {table}, {table}_heads")
