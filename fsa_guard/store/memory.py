@@ -102,9 +102,8 @@ class MemoryStore:
         """See :meth:`fsa_guard.store.base.Store.recall`."""
         with self._lock:
             items = list(self._remembered.get(key, {}).items())
-        return [
-            e for e, (first, last) in sorted(items, key=lambda i: i[1][0]) if _noted_within(first, last, window_s, now)
-        ]
+        items.sort(key=lambda i: (i[1][0], i[0]))  # first noted, then by entity, as every backend orders them
+        return [e for e, (first, last) in items if _noted_within(first, last, window_s, now)]
 
     def close(self) -> None:
         """Nothing to release."""
