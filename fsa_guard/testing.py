@@ -27,8 +27,12 @@ class RecordingAuditSink(MemoryAuditSink):
     """An audit sink that keeps records in memory, with helpers for assertions."""
 
     def outcomes(self) -> list[str]:
-        """The outcome of each recorded decision, in order."""
-        return [str(r["outcome"]) for r in self.records]
+        """The outcome of each recorded decision, in order (reported call outcomes are left out)."""
+        return [str(r["outcome"]) for r in self.records if r.get("kind", "decision") == "decision"]
+
+    def reports(self) -> list[dict[str, Any]]:
+        """The reported outcomes of calls that were allowed (``ok``, ``error``, the decision's record id)."""
+        return [r for r in self.records if r.get("kind") == "report"]
 
 
 class ScriptedCritic:

@@ -219,3 +219,26 @@ def test_postgres_going_away_denies_with_audit_unavailable_and_coming_back_resum
         proxy.cut()
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute(f"DROP TABLE IF EXISTS {table}, {table}_heads")
+
+
+def test_guarded_tools_record_their_decisions_and_outcomes(tmp_path: Path) -> None:
+    from fsa_guard.testing import RecordingAuditSink
+
+    (tmp_path / "b.yaml").write_text(BUDGET)
+    sink = RecordingAuditSink()
+    guard = Guard.from_files(tmp_path / "b.yaml", audit=sink)
+
+    @guard.tool
+    def t(fail: bool = False) -> str:
+        if fail:
+            raise RuntimeError("disk full")
+        return "done"
+
+    t()
+    with pytest.raises(RuntimeError):
+        t(fail=True)
+    assert sink.outcomes() == ["allow", "allow"]
+    assert [(r["decision"], r["ok"], r["error"]) for r in sink.reports()] == [
+        ("default:1", True, None),
+        ("default:3", False, "error: disk full"),
+    ]
