@@ -28,7 +28,13 @@ __all__ = ["PostgresAuditSink"]
 
 # Query parameters of the audit URL that are ours, not libpq's: libpq rejects unknown ones.
 _OURS = ("stream",)
-_DEFAULTS = {"connect_timeout": "3", "application_name": "fsa_guard-audit"}
+# A decision waits on its audit write: a dead network or a stuck lock must fail it (deny), not hang it.
+_DEFAULTS = {
+    "connect_timeout": "3",
+    "application_name": "fsa_guard-audit",
+    "tcp_user_timeout": "10000",
+    "options": "-c lock_timeout=10s -c statement_timeout=30s",
+}
 # Leave room for the "_heads" suffix within PostgreSQL's 63-byte identifiers (longer ones are cut silently).
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,56}")
 
