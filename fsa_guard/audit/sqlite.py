@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._sqlite import SQLiteFile
 from ..errors import AuditError
 from .base import GENESIS, canonical, seal
 
@@ -38,34 +38,15 @@ class SQLiteAuditSink:
     def __init__(self, path: str | Path, stream: str = "default", timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self.stream = stream
-        self._timeout = timeout_s
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            self._db = SQLiteFile(self.path, _SCHEMA, timeout_s)
         except (sqlite3.Error, OSError) as exc:
             raise AuditError(f"cannot open the SQLite audit trail {str(self.path)!r}: {exc}") from exc
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
 
     def write(self, record: Mapping[str, Any]) -> str:
         """Seal and append one record; returns its id (``stream:seq``)."""
         try:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._db.write() as conn:
                 row = conn.execute("SELECT seq, hash FROM audit_heads WHERE stream = ?", (self.stream,)).fetchone()
                 seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS)
                 sealed = seal(record, self.stream, seq + 1, prev)
@@ -80,10 +61,6 @@ class SQLiteAuditSink:
                     "seq = excluded.seq, hash = excluded.hash",
                     (self.stream, seq + 1, sealed["hash"]),
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except (sqlite3.Error, TypeError, ValueError) as exc:
             raise AuditError(f"cannot write to the SQLite audit trail {str(self.path)!r}: {exc}") from exc
         return f"{self.stream}:{seq + 1}"
@@ -108,14 +85,10 @@ class SQLiteAuditSink:
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self._conn().execute(sql, params).fetchall()
+            return self._db.conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise AuditError(f"cannot read the SQLite audit trail {str(self.path)!r}: {exc}") from exc
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._db.close()

@@ -8,14 +8,13 @@ the same last units. Each thread gets its own connection.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from .._sqlite import SQLiteFile
 from ..errors import StoreError
 from .base import Reservation
 
@@ -49,40 +48,13 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, timeout_s: float = 30.0) -> None:
         self.path = Path(path)
-        self._timeout = timeout_s
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
         self._writes = 0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            self._db = SQLiteFile(self.path, _SCHEMA, timeout_s)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {str(self.path)!r}: {exc}") from exc
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # autocommit mode (isolation_level=None): transactions are begun explicitly below
-            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self._conn = self._db.conn
+        self._write = self._db.write
 
     def _run(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -153,8 +125,4 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._db.close()
