@@ -9,11 +9,14 @@ norms and budgets (and, where the spec asks, judged against their values cards) 
     decision.outcome, decision.explain()
 """
 
+import typing as _typing
+
 from .action import Action, Call
 from .audit import open_audit
 from .audit.base import AuditReader, AuditSink, ChainReport, verify_sink
 from .audit.memory import MemoryAuditSink
-from .critique.base import Critic, CritiqueRequest, CritiqueVerdict
+from .critique.base import Critic, CritiqueRequest, CritiqueVerdict, PolicyJudgment, check_verdict, policy_ids
+from .critique.cache import CritiqueCache
 from .decision import Decision, Finding, Outcome
 from .errors import (
     ApprovalError,
@@ -27,14 +30,30 @@ from .errors import (
     StoreError,
 )
 from .escalate.base import Answer, Approver, CallbackApprover
-from .guard import STAGES, Guard, Session
+from .guard import STAGES, CriticPolicy, Guard, Session
 from .spec.compiled import CompiledSpec, check_spec, load_spec
 from .spec.lint import lint_spec
 from .store import open_store
 from .store.base import Reservation, Store
 from .store.memory import MemoryStore
 
+if _typing.TYPE_CHECKING:
+    from .critique.openai import OpenAICritic
+
 __version__ = "0.1.0"
+
+# Public names imported on first use: the openai SDK takes a third of a second to import, so only a
+# program that uses the OpenAI critic pays for it.
+_LAZY = {"OpenAICritic": ".critique.openai"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'fsa_guard' has no attribute {name!r}")
+
 
 __all__ = [
     "STAGES",
@@ -51,6 +70,8 @@ __all__ = [
     "CompiledSpec",
     "Critic",
     "CriticError",
+    "CriticPolicy",
+    "CritiqueCache",
     "CritiqueRequest",
     "CritiqueVerdict",
     "Decision",
@@ -61,7 +82,9 @@ __all__ = [
     "Guard",
     "MemoryAuditSink",
     "MemoryStore",
+    "OpenAICritic",
     "Outcome",
+    "PolicyJudgment",
     "Problem",
     "Reservation",
     "Session",
@@ -70,9 +93,11 @@ __all__ = [
     "StoreError",
     "__version__",
     "check_spec",
+    "check_verdict",
     "lint_spec",
     "load_spec",
     "open_audit",
     "open_store",
+    "policy_ids",
     "verify_sink",
 ]

@@ -66,7 +66,8 @@ class Decision:
     spec_id: str = ""
     spec_digest: str = ""
     timings: Mapping[str, float] = field(default_factory=dict)
-    tokens: Mapping[str, int] = field(default_factory=dict)
+    tokens: Mapping[str, int] = field(default_factory=dict)  # the critic's token use: prompt, completion, total
+    critique_cached: bool = False  # the critique came from the cache (no tokens spent)
     value_titles: Mapping[str, str] = field(default_factory=dict)
     reservations: tuple[str, ...] = ()
     approval_id: str | None = None
@@ -121,6 +122,7 @@ class Decision:
             "spec_digest": self.spec_digest,
             "timings": dict(self.timings),
             "tokens": dict(self.tokens),
+            "critique_cached": self.critique_cached,
             "approval_id": self.approval_id,
             "now": self.at.isoformat() if self.at is not None else None,
         }

@@ -16,7 +16,7 @@ handle one family and the guard fails closed on it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -93,7 +93,19 @@ class AuditError(FSAGuardError):
 
 
 class CriticError(FSAGuardError):
-    """The critic failed, timed out, or returned a verdict that did not verify."""
+    """The critic failed, timed out, refused, or returned a verdict that could not be read or verified.
+
+    ``kind`` says which: ``unavailable`` (none configured, or not set up), ``timeout`` (the deadline
+    passed), ``exhausted`` (transient errors until the retries ran out), ``error`` (any other failure,
+    such as HTTP 401), ``invalid`` (output that does not parse as the rubric), ``refused`` (the model
+    declined) or ``unverified`` (the verdict failed the mechanical checks). ``tokens`` counts what the
+    failed attempts used.
+    """
+
+    def __init__(self, message: str, kind: str = "error", tokens: Mapping[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.tokens: dict[str, int] = dict(tokens or {})
 
 
 class ApprovalError(FSAGuardError):

@@ -12,9 +12,11 @@ critic, ask a person); :meth:`Guard.decide` answers them synchronously and :meth
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
+import json
 import logging
 import os
 import time
@@ -22,22 +24,24 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
-from .action import Action, Call
+from .action import Action, Call, jsonable
 from .audit import open_audit
 from .audit.base import AuditSink
-from .critique.base import Critic, CritiqueRequest, check_verdict
+from .critique.base import Critic, CritiqueRequest, CritiqueVerdict, check_verdict, policy_ids
+from .critique.cache import CritiqueCache
 from .decision import Decision, Finding, Outcome
-from .errors import AuditError, Denied, EscalationRequired
+from .errors import AuditError, CriticError, Denied, EscalationRequired
 from .escalate.base import Answer, Approver
 from .spec.compiled import CompiledBudget, CompiledSpec, load_spec
+from .spec.model import parse_window
 from .store import open_store
 from .store.base import Store
-from .verify.engine import Verdict, verify
+from .verify.engine import Verdict, not_json_like, verify
 from .verify.schema import ArgsValidator, schema_from_signature
 
-__all__ = ["STAGES", "Guard", "Session"]
+__all__ = ["STAGES", "CriticPolicy", "Guard", "Session"]
 
 #: The pipeline's stages, in order; ``Decision.timings`` uses these names (plus ``total``).
 STAGES = ("verify", "critique", "revise", "escalate", "record")
@@ -45,8 +49,8 @@ STAGES = ("verify", "critique", "revise", "escalate", "record")
 F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("fsa_guard")
 
-_Question = tuple[str, Any]  # ("critique", CritiqueRequest) | ("ask", Decision)
-_Reply = tuple[bool, Any]  # (True, answer) | (False, exception)
+_Question = tuple[str, Any]  # ("critique", (CritiqueRequest, samples)) | ("ask", Decision)
+_Reply = tuple[bool, Any]  # (True, answer) | (False, exception); a critique's answer is a list of _Reply
 
 
 @dataclass(slots=True)
@@ -79,6 +83,36 @@ class _SessionScope:
 
     async def __aexit__(self, *exc: object) -> None:
         self.__exit__()
+
+
+@dataclass(frozen=True, slots=True)
+class CriticPolicy:
+    """The spec's ``critic:`` settings that the guard applies, defaults filled in (times in seconds)."""
+
+    on_error: Literal["escalate", "deny", "allow"] = "escalate"
+    samples: int = 1
+    cache_ttl: float = 900.0
+    history: int = 5
+    deadline: float = 60.0
+
+    @classmethod
+    def of(cls, spec: CompiledSpec) -> CriticPolicy:
+        """The settings of ``spec``."""
+        c = spec.critic
+        return cls(
+            on_error=c.on_error or "escalate",
+            samples=c.samples or 1,
+            cache_ttl=_seconds(c.cache_ttl, 900.0),
+            history=5 if c.history is None else c.history,
+            deadline=_seconds(c.deadline, 60.0),
+        )
+
+
+def _seconds(window: str | None, default: float) -> float:
+    if window is None:
+        return default
+    number = window.strip()[:-1].strip()
+    return 0.0 if float(number) == 0 else parse_window(window)
 
 
 class Guard:
@@ -114,7 +148,21 @@ class Guard:
             audit = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'audit.db'}"
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.audit: AuditSink | None = open_audit(audit) if isinstance(audit, str) else audit
+        self.critic_settings = CriticPolicy.of(spec)
+        self._no_critic = (
+            "no critic is configured: set critic.model in the spec (with OPENAI_API_KEY set, or critic.base_url "
+            "for a local server), or pass critic= to the Guard"
+        )
+        if critic is None and (spec.critic.model or spec.critic.base_url):
+            from .critique.openai import critic_from_settings  # the SDK is imported only when a spec asks for it
+
+            try:
+                critic = critic_from_settings(spec.critic)
+            except CriticError as exc:
+                self._no_critic = str(exc)
         self.critic = critic
+        ttl = self.critic_settings.cache_ttl
+        self._critique_cache = CritiqueCache(ttl) if ttl > 0 else None
         self.approver = approver
         self._clock = clock or (lambda: datetime.now(UTC))
         self._validators: dict[str, ArgsValidator] = {}
@@ -243,10 +291,10 @@ class Guard:
 
     def _answer(self, question: _Question) -> _Reply:
         kind, payload = question
+        if kind == "critique":  # n samples, one after another, all within the request's deadline
+            request, n = payload
+            return True, [self._critique_once(request) for _ in range(n)]
         try:
-            if kind == "critique":
-                assert self.critic is not None  # the pipeline only asks when one is configured
-                return True, self.critic.critique(payload)
             assert self.approver is not None
             return True, self.approver.ask(payload)
         except Exception as exc:
@@ -254,12 +302,31 @@ class Guard:
 
     async def _aanswer(self, question: _Question) -> _Reply:
         kind, payload = question
+        if kind == "critique":  # n samples at once
+            request, n = payload
+            return True, list(await asyncio.gather(*(self._acritique_once(request) for _ in range(n))))
         try:
-            if kind == "critique":
-                assert self.critic is not None
-                return True, await self.critic.acritique(payload)
             assert self.approver is not None
             return True, await self.approver.aask(payload)
+        except Exception as exc:
+            return False, exc
+
+    def _critique_once(self, request: CritiqueRequest) -> _Reply:
+        assert self.critic is not None  # the pipeline only asks when one is configured
+        try:
+            return True, self.critic.critique(request)
+        except Exception as exc:
+            return False, exc
+
+    async def _acritique_once(self, request: CritiqueRequest) -> _Reply:
+        assert self.critic is not None
+        try:
+            # any critic, ours or not, gets no more than the decision's deadline
+            return True, await asyncio.wait_for(self.critic.acritique(request), timeout=request.remaining())
+        except TimeoutError:
+            return False, CriticError(
+                f"no answer within the deadline ({self.critic_settings.deadline:g}s)", kind="timeout"
+            )
         except Exception as exc:
             return False, exc
 
@@ -301,17 +368,17 @@ class Guard:
     def _pipeline(self, proposed: Action) -> Generator[_Question, _Reply, Decision]:
         timer = _Timer()
         findings: list[Finding] = []
-        tokens: dict[str, int] = {}
+        spend = _Spend()
         now = proposed.now if proposed.now is not None else self._clock()
         if not isinstance(now, datetime):
             findings.append(
                 Finding("schema", "malformed-action", f"the action's now must be a datetime, got {now!r}", "deny")
             )
-            return self._decision("deny", proposed, proposed, findings, timer.done(), tokens)
+            return self._decision("deny", proposed, proposed, findings, timer.done(), spend)
         if now.tzinfo is None:
             now = now.replace(tzinfo=self.spec.zone)
 
-        current, outcome, verdict = yield from self._judge(proposed, now, findings, tokens, timer)
+        current, outcome, verdict = yield from self._judge(proposed, now, findings, spend, timer)
 
         reservations: tuple[str, ...] = ()
         if outcome == "allow":
@@ -320,7 +387,7 @@ class Guard:
             if self._budgets_exceeded(verdict.charges, now, findings):
                 outcome = "deny"  # no one's yes could make it run, so no one is asked
             elif self.approver is not None:
-                pending = self._decision("escalate", current, proposed, findings, timer.timings, tokens)
+                pending = self._decision("escalate", current, proposed, findings, timer.timings, spend)
                 ok, answer = yield ("ask", pending)
                 outcome, current, reservations = self._apply_answer(ok, answer, current, now, findings, verdict)
             timer.lap("escalate")
@@ -329,7 +396,7 @@ class Guard:
             outcome = "revise"
         remember = tuple(verdict.remember) if outcome in ("allow", "revise") else ()
         decision = self._decision(
-            outcome, current, proposed, findings, timer.timings, tokens, reservations, now, remember
+            outcome, current, proposed, findings, timer.timings, spend, reservations, now, remember
         )
         if self.audit is not None:
             decision = self._record(decision)
@@ -338,7 +405,7 @@ class Guard:
         return decision
 
     def _judge(
-        self, action: Action, now: datetime, findings: list[Finding], tokens: dict[str, int], timer: _Timer
+        self, action: Action, now: datetime, findings: list[Finding], spend: _Spend, timer: _Timer
     ) -> Generator[_Question, _Reply, tuple[Action, Outcome, Verdict]]:
         """Verify, revise and critique until the outcome is settled. Returns the action judged last.
 
@@ -368,7 +435,7 @@ class Guard:
                 return current, "escalate", verdict
             if wants_critique is None:
                 return current, "allow", verdict
-            result = yield from self._critique(current, wants_critique, findings, tokens)
+            result = yield from self._critique(current, wants_critique, findings, spend)
             timer.lap("critique")
             if result in ("deny", "escalate"):
                 return current, result, verdict  # type: ignore[return-value]
@@ -389,51 +456,99 @@ class Guard:
         return verify(self.spec, action, now, validator, self.store)
 
     def _critique(
-        self, action: Action, verdict: Verdict, findings: list[Finding], tokens: dict[str, int]
+        self, action: Action, verdict: Verdict, findings: list[Finding], spend: _Spend
     ) -> Generator[_Question, _Reply, str | dict[str, Any] | None]:
-        """Ask the critic. Returns 'deny' / 'escalate', revised args, or None to go on."""
+        """Ask the critic (or the cache). Returns 'deny' / 'escalate', revised args, or None to go on."""
+        settings = self.critic_settings
+        serves = tuple(dict.fromkeys(verdict.critique_serves))
         if self.critic is None:
-            findings.append(
-                Finding(
-                    "critic",
-                    "critic-unavailable",
-                    "This call needs judgment against your values and no critic is configured, so it needs "
-                    "your approval",
-                    effect="escalate",
-                    values=tuple(dict.fromkeys(verdict.critique_serves)),
-                )
-            )
-            return "escalate"
+            return self._critic_failed(findings, CriticError(self._no_critic, kind="unavailable"), serves)
         values = self.spec.relevant_values(action.tool, verdict.critique_serves)
         request = CritiqueRequest(
             action=action,
             values=values,
-            priorities=self.spec.priorities,
+            priorities=self.spec.priorities_between(values),
             asked_by=tuple(verdict.critique),
             spec_digest=self.spec.digest,
+            history_limit=settings.history,
+            deadline=time.monotonic() + settings.deadline,
         )
-        ok, result = yield ("critique", request)
-        if not ok:
-            findings.append(Finding("critic", "critic-failed", f"The critic failed: {result}", effect="escalate"))
-            return "escalate"
-        problem = check_verdict(request, result)
-        if problem is not None:
-            findings.append(
-                Finding("critic", "critic-unverified", f"The critic's verdict failed checks: {problem}", "escalate")
-            )
-            return "escalate"
-        for k, n in result.tokens.items():
-            tokens[k] = tokens.get(k, 0) + n
+        key = self._critique_cache.key(request, _critic_identity(self.critic)) if self._critique_cache else None
+        result = self._critique_cache.get(key) if self._critique_cache and key else None
+        if result is not None:
+            spend.cached = True
+        else:
+            _, replies = yield ("critique", (request, settings.samples))
+            results: list[CritiqueVerdict] = []
+            for ok, answer in replies:
+                if not ok:
+                    if isinstance(answer, CriticError):
+                        spend.add(answer.tokens)
+                    return self._critic_failed(findings, answer, serves)
+                problem = check_verdict(request, answer) or self._revision_problem(action, answer)
+                if problem is not None:
+                    if isinstance(answer, CritiqueVerdict) and isinstance(answer.tokens, Mapping):
+                        spend.add(answer.tokens)
+                    error = CriticError(f"the critic's verdict failed the checks: {problem}", kind="unverified")
+                    return self._critic_failed(findings, error, serves)
+                spend.add(answer.tokens)
+                results.append(answer)
+            if len({_gist(r) for r in results}) > 1:
+                said = ", ".join(r.verdict for r in results)
+                findings.append(
+                    Finding(
+                        "critic",
+                        "critic-disagree",
+                        f"{len(results)} critiques of this call disagree ({said}), so it needs your approval",
+                        effect="escalate",
+                        values=tuple(dict.fromkeys(v for r in results for v in _cited(r, request))),
+                    )
+                )
+                return "escalate"
+            result = results[0]
+            if self._critique_cache and key:
+                self._critique_cache.put(key, result)
         effect = {"allow": "info"}.get(result.verdict, result.verdict)
         message = result.rationale or f"The critic's verdict: {result.verdict}"
+        concerns = result.concerns()
+        if concerns and result.verdict != "allow":
+            message = f"{message.rstrip('.')}. At stake: {'; '.join(concerns)}"
         if result.verdict == "escalate" and result.question:
-            message = f"{message} — {result.question}"
-        findings.append(Finding("critic", "critique", message, effect=effect, values=tuple(result.values)))
+            message = f"{message.rstrip('.')} — {result.question}"
+        if spend.cached:
+            message += " (a cached critique)"
+        findings.append(Finding("critic", "critique", message, effect=effect, values=_cited(result, request)))
         if result.verdict in ("deny", "escalate"):
             return str(result.verdict)
         if result.verdict == "revise":
             return dict(result.revised_args or {})
         return None
+
+    def _revision_problem(self, action: Action, verdict: CritiqueVerdict) -> str | None:
+        """Why the critic's revised args cannot be run as a call of this tool, or None."""
+        if verdict.verdict != "revise" or not verdict.revised_args:
+            return None
+        merged = {**action.args, **verdict.revised_args}
+        bad = not_json_like(merged)
+        if bad:
+            return f"its revised args are not tool-call data: {bad}"
+        validator = self._validators.get(action.tool)
+        problem = validator.check(merged) if validator is not None else None
+        return f"its revised args do not fit {action.tool}'s schema: {problem}" if problem else None
+
+    def _critic_failed(self, findings: list[Finding], exc: Any, serves: tuple[str, ...]) -> str | None:
+        """A failed critique ends as the spec's ``critic.on_error`` says: 'deny', 'escalate', or None (allow)."""
+        kind = exc.kind if isinstance(exc, CriticError) else "error"
+        on_error = self.critic_settings.on_error
+        then = {
+            "escalate": "so it needs your approval",
+            "deny": "so the call is refused",
+            "allow": "and the spec allows calls when the critic fails",
+        }[on_error]
+        what = exc if isinstance(exc, CriticError) else f"{type(exc).__name__}: {exc}"
+        message = f"{_CRITIC_FAILURE[kind]}: {what}; {then}"
+        findings.append(Finding("critic", f"critic-{kind}", message, effect=on_error, values=serves))
+        return None if on_error == "allow" else on_error
 
     def _reserve(
         self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding], approved: bool
@@ -537,7 +652,7 @@ class Guard:
             effect="deny",
             error=type(exc).__name__,
         )
-        decision = self._decision("deny", action, action, [finding], {}, {})
+        decision = self._decision("deny", action, action, [finding], {}, _Spend())
         return self._record(decision) if self.audit is not None else decision
 
     def _decision(
@@ -547,7 +662,7 @@ class Guard:
         proposed: Action,
         findings: list[Finding],
         timings: dict[str, float],
-        tokens: dict[str, int],
+        spend: _Spend,
         reservations: tuple[str, ...] = (),
         at: datetime | None = None,
         remember: tuple[tuple[str, str], ...] = (),
@@ -561,7 +676,8 @@ class Guard:
             spec_id=self.spec.id,
             spec_digest=self.spec.digest,
             timings=timings,
-            tokens=tokens,
+            tokens=dict(spend.tokens),
+            critique_cached=spend.cached,
             value_titles={v: self.spec.titles[v] for v in cited if v in self.spec.titles},
             reservations=reservations,
             at=at,
@@ -592,6 +708,48 @@ class Guard:
                 remember=(),
             )
         return replace(decision, record_id=record_id) if isinstance(record_id, str) else decision
+
+
+@dataclass(slots=True)
+class _Spend:
+    """What one decision spent on critique: tokens, and whether a cached critique answered."""
+
+    tokens: dict[str, int] = field(default_factory=dict)
+    cached: bool = False
+
+    def add(self, tokens: Mapping[str, Any]) -> None:
+        for k, n in tokens.items():
+            if isinstance(n, int) and not isinstance(n, bool):
+                self.tokens[k] = self.tokens.get(k, 0) + n
+
+
+_CRITIC_FAILURE = {
+    "unavailable": "No critic could judge this call against your values",
+    "timeout": "The critic did not answer in time",
+    "exhausted": "The critic kept failing until its retries ran out",
+    "error": "The critic failed",
+    "invalid": "The critic's answer could not be read",
+    "refused": "The critic refused to judge this call",
+    "unverified": "The critic's verdict could not be trusted",
+}
+
+
+def _critic_identity(critic: Critic) -> str:
+    identity = getattr(critic, "identity", None)
+    return identity if isinstance(identity, str) else f"{type(critic).__module__}.{type(critic).__qualname__}"
+
+
+def _gist(verdict: CritiqueVerdict) -> str:
+    """What two critiques must share to agree: the verdict, and for a revision the new args."""
+    args = json.dumps(jsonable(verdict.revised_args or {}), sort_keys=True) if verdict.verdict == "revise" else ""
+    return f"{verdict.verdict}:{args}"
+
+
+def _cited(verdict: CritiqueVerdict, request: CritiqueRequest) -> tuple[str, ...]:
+    """The values a verdict cites, and those whose policies it found at risk."""
+    owners = {pid: card.id for pid, (card, _) in policy_ids(request.values).items()}
+    at_risk = [owners[j.policy] for j in verdict.judgments if j.judgment == "at_risk" and j.policy in owners]
+    return tuple(dict.fromkeys([*verdict.values, *at_risk]))
 
 
 class _Timer:

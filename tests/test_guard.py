@@ -21,6 +21,8 @@ from fsa_guard import (
     EscalationRequired,
     Guard,
     MemoryAuditSink,
+    PolicyJudgment,
+    policy_ids,
 )
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -611,7 +613,8 @@ def test_timings_are_named_by_stage(make_guard):
 def test_timings_include_critique_when_a_critic_is_asked(make_guard):
     class Critic:
         def critique(self, request):
-            return CritiqueVerdict("allow", "fine", values=[v.id for v in request.values])
+            judged = [PolicyJudgment(p, "honoured") for p in policy_ids(request.values)]
+            return CritiqueVerdict("allow", "fine", values=[v.id for v in request.values], judgments=judged)
 
         async def acritique(self, request):
             return self.critique(request)

@@ -18,7 +18,7 @@ from ..errors import Problem, SpecError
 from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
 from .loader import ResolvedSpec, Source, load_layers, resolve
-from .model import Budget, Norm, Priority, Remember, ValueCard
+from .model import Budget, CriticSettings, Norm, Priority, Remember, ValueCard
 
 __all__ = [
     "CompiledBudget",
@@ -126,6 +126,7 @@ class CompiledSpec:
         self.inactive_values: dict[str, ValueCard] = {v.id: v for v in resolved.values if not v.endorsed}
         self.titles: dict[str, str] = {v.id: v.title for v in resolved.values}
         self.priorities: tuple[Priority, ...] = tuple(resolved.priorities)
+        self.critic = CriticSettings(**resolved.critic)
         self.norms = tuple(norms)
         self.budgets = tuple(budgets)
         self.remember = tuple(remember)
@@ -212,6 +213,11 @@ class CompiledSpec:
             if vid in self.values:
                 out.setdefault(vid, self.values[vid])
         return list(out.values())
+
+    def priorities_between(self, values: Iterable[ValueCard]) -> list[Priority]:
+        """The person's priorities whose two values are both among ``values``."""
+        ids = {v.id for v in values}
+        return [p for p in self.priorities if p.prefer in ids and p.over in ids]
 
 
 def _batch(

@@ -22,6 +22,7 @@ from ..errors import Problem, did_you_mean
 from ._yaml import Path_, YAMLProblem, dotted, line_for, load_with_lines
 from .model import (
     EFFECT_STRENGTH,
+    ON_ERROR_STRENGTH,
     UNKNOWN_TOOL_STRENGTH,
     Budget,
     Norm,
@@ -75,6 +76,7 @@ class ResolvedSpec:
     remember: list[Remember] = field(default_factory=list)
     priorities: list[Priority] = field(default_factory=list)
     storage: dict[str, str] = field(default_factory=dict)  # "store"/"audit" -> URL, file paths made absolute
+    critic: dict[str, Any] = field(default_factory=dict)  # the critic settings some layer wrote
     files: list[str] = field(default_factory=list)
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     key_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, dotted key) -> line
@@ -101,6 +103,7 @@ class ResolvedSpec:
             "budgets": [b.model_dump(mode="json") for b in self.budgets],
             "remember": [r.model_dump(mode="json") for r in self.remember],
             "priorities": [p.model_dump(mode="json") for p in self.priorities],
+            "critic": dict(sorted(self.critic.items())),
         }
 
     def digest(self) -> str:
@@ -316,6 +319,7 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
         _merge_budgets(layer, out, problems)
         _merge_remember(layer, out, problems)
         _merge_storage(layer, out, problems)
+        _merge_critic(layer, out, problems)
         for i, prio in enumerate(spec.priorities):
             out.priorities.append(prio)
             out.sources[("priorities", str(len(out.priorities) - 1))] = layer.source("priorities", i)
@@ -467,6 +471,51 @@ def _merge_storage(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> 
             continue
         out.storage[key] = url
         out.sources.setdefault(("storage", key), here)
+
+
+def _merge_critic(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    """A later layer may make ``on_error`` stricter (allow < escalate < deny) and ask for more ``samples``;
+    any other critic setting an earlier layer wrote stays (a baseline may pin where its data is sent)."""
+    for key, value in layer.spec.critic.model_dump(exclude_none=True).items():
+        here = layer.source("critic", key)
+        earlier = out.sources.get(("critic", key))
+        current = out.critic.get(key)
+        if key == "on_error":
+            floor = current if current is not None else ("escalate" if out.files[:-1] else "allow")
+            if ON_ERROR_STRENGTH[value] < ON_ERROR_STRENGTH[floor]:
+                where = f"{earlier.file}:{earlier.line}" if earlier else "the default for a layer above a baseline"
+                problems.append(
+                    here.problem(
+                        f"cannot relax critic.on_error from '{floor}' ({where}) to '{value}'",
+                        code="layer-loosens",
+                        hint="a later layer may only make on_error stricter: allow < escalate < deny",
+                    )
+                )
+                continue
+        elif key == "samples":
+            if current is not None and value < current:
+                problems.append(
+                    here.problem(
+                        f"cannot lower critic.samples from {current} ({earlier.file}:{earlier.line}) to {value}"
+                        if earlier
+                        else f"cannot lower critic.samples to {value}",
+                        code="layer-loosens",
+                        hint="a later layer may only ask for more samples",
+                    )
+                )
+                continue
+        elif earlier is not None and current != value:
+            problems.append(
+                here.problem(
+                    f"critic.{key} is set to {current!r} by {earlier.file}:{earlier.line}; a later layer cannot "
+                    "change it",
+                    code="layer-replaces",
+                    hint="pass critic= to the Guard to use another critic in code",
+                )
+            )
+            continue
+        out.critic[key] = value
+        out.sources[("critic", key)] = here
 
 
 def _absolute_file_url(url: str, base: Path) -> str:

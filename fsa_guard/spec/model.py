@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "EFFECT_STRENGTH",
+    "ON_ERROR_STRENGTH",
     "UNKNOWN_TOOL_STRENGTH",
     "Budget",
+    "CriticSettings",
     "Defaults",
     "Norm",
     "Priority",
@@ -200,6 +202,56 @@ class Storage(_Strict):
         return v
 
 
+ON_ERROR_STRENGTH: dict[str, int] = {"allow": 0, "escalate": 1, "deny": 2}
+
+
+class CriticSettings(_Strict):
+    """The LLM critic: where it runs, how it answers, and what a failure of it means.
+
+    The key itself never goes in a spec: name the environment variable that holds it (``api_key_env``),
+    or leave it to the SDK's ``OPENAI_API_KEY``.
+    """
+
+    model: str | None = Field(None, description="Chat model name, e.g. gpt-4o-mini (default) or qwen2.5.")
+    base_url: str | None = Field(None, description="An OpenAI-compatible server, e.g. http://localhost:11434/v1.")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the API key."
+    )
+    mode: Literal["json_schema", "json_object", "tool"] | None = Field(
+        None, description="How the answer's shape is forced: json_schema (default), json_object or tool."
+    )
+    max_tokens: int | None = Field(None, ge=64, le=100_000, description="Cap on the answer's tokens (1500).")
+    max_tokens_param: Literal["max_completion_tokens", "max_tokens"] | None = Field(
+        None, description="The request field for that cap; max_tokens for llama.cpp and older servers."
+    )
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature (0).")
+    timeout: str | None = Field(None, description="Limit on one HTTP attempt, e.g. '30s'.")
+    deadline: str | None = Field(None, description="Limit on a whole critique with its retries, e.g. '60s'.")
+    retries: int | None = Field(None, ge=0, le=10, description="Attempts after the first on 429, 5xx, timeouts (3).")
+    on_error: Literal["escalate", "deny", "allow"] | None = Field(
+        None,
+        description="When the critic is missing, times out, fails, refuses or gives an unverifiable verdict. "
+        "Default escalate; allow only when written here.",
+    )
+    samples: int | None = Field(None, ge=1, le=9, description="Critiques per call; they must agree, or it escalates.")
+    cache_ttl: str | None = Field(None, description="How long a verified critique is reused, e.g. '15m'; '0s' never.")
+    history: int | None = Field(None, ge=0, le=50, description="How many of the latest calls the critic sees (5).")
+
+    @field_validator("timeout", "deadline")
+    @classmethod
+    def _positive_window(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_window(v)
+        return v
+
+    @field_validator("cache_ttl")
+    @classmethod
+    def _ttl(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\s*0+(\.0*)?\s*[smhd]\s*", v):
+            parse_window(v)
+        return v
+
+
 class Priority(_Strict):
     """In this context, the person holds ``prefer`` to be wiser than ``over``."""
 
@@ -225,6 +277,7 @@ class SpecFile(_Strict):
     remember: list[Remember] = Field(default_factory=list)
     priorities: list[Priority] = Field(default_factory=list)
     storage: Storage = Field(default_factory=Storage)
+    critic: CriticSettings = Field(default_factory=CriticSettings)
 
     @field_validator("let")
     @classmethod

@@ -70,7 +70,7 @@ def verify(
         return _malformed(f"the action's tool must be a non-empty string, got {tool!r}")
     if not isinstance(args, Mapping):
         return _malformed(f"the args of {tool} must be a mapping with string keys, got {type(args).__name__}")
-    bad = _not_json_like(args)
+    bad = not_json_like(args)
     if bad is not None:
         return _malformed(f"the args of {tool} must be JSON-like data: {bad}")
     if validator is not None:
@@ -153,7 +153,7 @@ def _as_arg(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
-    bad = _not_json_like(value, "the new value")
+    bad = not_json_like(value, "the new value")
     if bad:
         raise TypeError(bad)
     return value
@@ -162,25 +162,28 @@ def _as_arg(value: Any) -> Any:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
+def not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
     """Where ``value`` stops being JSON-like data (what tool calls carry), or None when it is."""
     if isinstance(value, _SCALARS):
         return None
     if depth > 32:
         return f"{path} is nested too deeply"
+    # Every call checks its args: the path of a part is only spelled out once that part is found bad.
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
                 return f"{path} has a key that is not text: {k!r}"
-            bad = _not_json_like(v, f"{path}.{k}", depth + 1)
-            if bad:
-                return bad
+            if not isinstance(v, _SCALARS):
+                bad = not_json_like(v, f"{path}.{k}", depth + 1)
+                if bad:
+                    return bad
         return None
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            bad = _not_json_like(v, f"{path}[{i}]", depth + 1)
-            if bad:
-                return bad
+            if not isinstance(v, _SCALARS):
+                bad = not_json_like(v, f"{path}[{i}]", depth + 1)
+                if bad:
+                    return bad
         return None
     return f"{path} is a {type(value).__name__}"
 
