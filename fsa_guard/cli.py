@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -221,11 +221,28 @@ def schema() -> None:
 @app.command()
 def demo(
     pause: Annotated[float, typer.Option(help="Seconds to pause between steps.", min=0.0)] = 0.0,
+    critic_model: Annotated[
+        str | None, typer.Option(help="Judge marked calls with this chat model (key: OPENAI_API_KEY).")
+    ] = None,
+    critic_base_url: Annotated[
+        str | None, typer.Option(help="An OpenAI-compatible server, e.g. http://localhost:11434/v1.")
+    ] = None,
+    critic_mode: Annotated[
+        str, typer.Option(help="json_schema, or json_object / tool for servers without structured outputs.")
+    ] = "json_schema",
 ) -> None:
-    """Run an offline, scripted personal-assistant session through a guarded agent loop."""
+    """Run a scripted personal-assistant session through a guarded agent loop (offline without --critic-model)."""
     from .demo import run_demo
 
-    run_demo(Console(highlight=False), pause=pause)
+    critic = None
+    if critic_model or critic_base_url:
+        from .critique.openai import Mode, OpenAICritic
+
+        if critic_mode not in ("json_schema", "json_object", "tool"):
+            raise _fail_input(f"--critic-mode must be json_schema, json_object or tool, not {critic_mode!r}")
+        mode = cast(Mode, critic_mode)
+        critic = OpenAICritic(critic_model or "gpt-4o-mini", base_url=critic_base_url, mode=mode)
+    run_demo(Console(highlight=False), pause=pause, critic=critic)
 
 
 audit_app = typer.Typer(

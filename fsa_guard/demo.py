@@ -23,6 +23,7 @@ from rich.table import Table
 
 from ._console import OUTCOME_COLOR, esc
 from .action import Action, Call
+from .critique.base import Critic
 from .decision import Decision
 from .guard import Guard
 
@@ -123,10 +124,11 @@ SCRIPT: tuple[Step, ...] = (
 )
 
 
-def run_demo(console: Console | None = None, pause: float = 0.0) -> list[Decision]:
-    """Run the scripted session and print it; returns the decisions in order."""
+def run_demo(console: Console | None = None, pause: float = 0.0, critic: Critic | None = None) -> list[Decision]:
+    """Run the scripted session and print it; returns the decisions in order. With ``critic`` (say an
+    :class:`~fsa_guard.OpenAICritic`), calls the spec marks for judgment are weighed by it."""
     console = console or Console()
-    guard = Guard.from_files(policy_path("personal-assistant.yaml"))
+    guard = Guard.from_files(policy_path("personal-assistant.yaml"), critic=critic)
     zone = ZoneInfo(guard.spec.zone.key)
     run = _Run(REQUEST, SCRIPT)
     console.print(
@@ -156,7 +158,7 @@ def run_demo(console: Console | None = None, pause: float = 0.0) -> list[Decisio
             run.history.append(Call(step.tool, dict(step.args), f"refused by the guard: {decision.explain()}"))
         if pause:
             time.sleep(pause)
-    _summary(console, run.decisions)
+    _summary(console, run.decisions, judged=critic is not None)
     return run.decisions
 
 
@@ -172,7 +174,7 @@ def _show(console: Console, number: int, step: Step, decision: Decision) -> None
         console.print("   [yellow]paused: the assistant asks you before doing this[/yellow]")
 
 
-def _summary(console: Console, decisions: Sequence[Decision]) -> None:
+def _summary(console: Console, decisions: Sequence[Decision], judged: bool) -> None:
     table = Table(title="Summary", show_lines=False)
     for col in ("#", "tool", "outcome", "why", "µs"):
         table.add_column(col, overflow="fold")
@@ -185,8 +187,17 @@ def _summary(console: Console, decisions: Sequence[Decision]) -> None:
     console.print()
     console.print(table)
     counts = {o: sum(d.outcome == o for d in decisions) for o in ("allow", "revise", "escalate", "deny")}
+    console.print("  ".join(f"[{OUTCOME_COLOR[o]}]{o}: {n}[/{OUTCOME_COLOR[o]}]" for o, n in counts.items()))
+    tokens = sum(d.tokens.get("total", 0) for d in decisions)
+    if judged:
+        console.print(f"The agent was a script; the critic judged the calls marked for judgment ({tokens} tokens).")
+        return
     console.print(
-        "  ".join(f"[{OUTCOME_COLOR[o]}]{o}: {n}[/{OUTCOME_COLOR[o]}]" for o, n in counts.items())
-        + "\nNo model and no API key were used: the agent was a script. With an OpenAI-compatible critic "
-        "(a later release), calls marked for judgment are weighed against the values cards instead of escalating."
+        "No model and no API key were used: the agent was a script, and no critic was configured, so calls the "
+        "spec marks for judgment (critic-unavailable) waited for you. To have them weighed against your values "
+        "cards, run with a critic:\n"
+        "  OPENAI_API_KEY=sk-... fsa-guard demo --critic-model gpt-4o-mini\n"
+        "  fsa-guard demo --critic-model qwen2.5 --critic-base-url http://localhost:11434/v1 "
+        "--critic-mode json_object   (Ollama, vLLM, a llama.cpp server: any OpenAI-compatible server)\n"
+        "or give your spec a critic: section (see the README)."
     )

@@ -136,6 +136,24 @@ def _warnings(spec: ResolvedSpec) -> list[Problem]:
                         "one sentence in the person's words, shown in every explanation",
                     )
                 )
+    if spec.critic.get("on_error") == "allow":
+        src = spec.sources[("critic", "on_error")]
+        out.append(
+            _warn(
+                src,
+                src.key,
+                "critic.on_error: allow runs every call the spec asks to have judged, unjudged, whenever the critic "
+                "is missing, down or untrustworthy",
+                "critic-fails-open",
+                "escalate asks the person instead; deny refuses",
+            )
+        )
+    asks = any(n.effect == "critique" for n in spec.norms) or any(v.critique for v in spec.values)
+    if spec.critic.get("samples", 1) > 1 and not asks:
+        src = spec.sources[("critic", "samples")]
+        out.append(
+            _warn(src, src.key, "critic.samples is set, but no norm or value asks for judgment", "critic-unused")
+        )
     return out
 
 

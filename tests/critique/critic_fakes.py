@@ -174,3 +174,14 @@ SERVER_ERROR = api_error(
 def sent(route: Any, i: int = -1) -> dict[str, Any]:
     """The JSON body of the i-th request a mocked route received."""
     return json.loads(route.calls[i].request.content)
+
+
+def honouring_model(request: Any) -> Any:
+    """A fake model behind the mock: it reads the policy ids from the prompt and judges every one honoured."""
+    import re
+
+    import httpx
+
+    user = json.loads(request.content)["messages"][1]["content"]
+    policies = re.findall(r"^- (\S+#\d+): ", user, flags=re.M)
+    return httpx.Response(200, json=completion(answer("allow", policies, rationale="Nothing here is at odds.")))

@@ -270,3 +270,41 @@ def test_bad_critic_settings_name_the_line_and_key(tmp_path, critic, key):
         load_spec(spec_with(tmp_path, critic))
     problem = info.value.problems[0]
     assert problem.key.startswith(key) and problem.line is not None
+
+
+# -- the demo with a critic --------------------------------------------------------------------------------
+
+
+def test_the_demo_explains_how_to_enable_a_critic_and_uses_one_when_given(httpx2_mock, monkeypatch):
+    import io
+
+    from critic_fakes import honouring_model
+    from rich.console import Console
+
+    from fsa_guard.demo import run_demo
+
+    offline = io.StringIO()
+    decisions = run_demo(Console(file=offline, width=200))
+    subscribe = next(d for d in decisions if d.proposed.tool == "subscribe")
+    assert subscribe.outcome == "escalate" and "critic-unavailable" in subscribe.finding_ids()
+    assert "fsa-guard demo --critic-model gpt-4o-mini" in offline.getvalue()
+
+    route = httpx2_mock.post("http://localhost:11434/v1/chat/completions").mock(side_effect=honouring_model)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    judged = io.StringIO()
+    critic = OpenAICritic("qwen2.5", base_url="http://localhost:11434/v1", mode="json_object")
+    decisions = run_demo(Console(file=judged, width=200), critic=critic)
+    subscribe = next(d for d in decisions if d.proposed.tool == "subscribe")
+    assert route.call_count >= 1
+    assert "critic-unavailable" not in subscribe.finding_ids() and "critique" in subscribe.finding_ids()
+    assert subscribe.tokens["total"] == 955
+    assert "the critic judged" in judged.getvalue()
+
+
+def test_the_linter_warns_when_the_critic_fails_open(tmp_path):
+    from fsa_guard import lint_spec
+
+    problems = lint_spec(spec_with(tmp_path, "critic:\n  on_error: allow\n"))
+    warning = next(p for p in problems if p.code == "critic-fails-open")
+    assert warning.severity == "warning" and warning.key == "critic.on_error" and warning.line is not None
+    assert not [p for p in lint_spec(spec_with(tmp_path, "critic:\n  on_error: deny\n")) if p.code.startswith("critic")]
