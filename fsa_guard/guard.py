@@ -314,9 +314,13 @@ class Guard:
     def _critique_once(self, request: CritiqueRequest) -> _Reply:
         assert self.critic is not None  # the pipeline only asks when one is configured
         try:
-            return True, self.critic.critique(request)
+            verdict = self.critic.critique(request)
         except Exception as exc:
             return False, exc
+        if request.remaining() == 0.0:
+            # a synchronous call cannot be interrupted, but a verdict that came too late is not used
+            return False, self._late()
+        return True, verdict
 
     async def _acritique_once(self, request: CritiqueRequest) -> _Reply:
         assert self.critic is not None
@@ -324,11 +328,12 @@ class Guard:
             # any critic, ours or not, gets no more than the decision's deadline
             return True, await asyncio.wait_for(self.critic.acritique(request), timeout=request.remaining())
         except TimeoutError:
-            return False, CriticError(
-                f"no answer within the deadline ({self.critic_settings.deadline:g}s)", kind="timeout"
-            )
+            return False, self._late()
         except Exception as exc:
             return False, exc
+
+    def _late(self) -> CriticError:
+        return CriticError(f"no answer within the deadline ({self.critic_settings.deadline:g}s)", kind="timeout")
 
     def report(self, decision: Decision, ok: bool, error: str | None = None) -> None:
         """Tell the guard whether an allowed call ran (``ok``: budgets commit, remembered entities are noted)

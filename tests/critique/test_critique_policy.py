@@ -129,6 +129,29 @@ def test_a_critic_passed_in_code_wins_over_the_spec(make_guard, httpx2_mock):
     assert guard.decide(PAY).outcome == "allow" and route.call_count == 1
 
 
+def test_a_verdict_that_arrives_after_the_deadline_is_not_used(spec_path):
+    import dataclasses
+    import time
+
+    from fsa_guard import CritiqueVerdict
+
+    class SlowCritic:
+        """A synchronous critic of the user's own that cannot be interrupted."""
+
+        def critique(self, request):
+            time.sleep(0.2)
+            return CritiqueVerdict("allow", "fine")
+
+        async def acritique(self, request):
+            return self.critique(request)
+
+    guard = Guard(load_spec(spec_path), critic=SlowCritic())
+    guard.critic_settings = dataclasses.replace(guard.critic_settings, deadline=0.05)
+    d = guard.decide(PAY)
+    assert d.outcome == "escalate" and d.finding_ids()[-1] == "critic-timeout"
+    assert "deadline" in d.explain()
+
+
 # -- samples -----------------------------------------------------------------------------------------------
 
 
