@@ -30,11 +30,13 @@ from .errors import (
     StoreError,
 )
 from .escalate.base import Answer, Approver, CallbackApprover
-from .guard import STAGES, CriticPolicy, Guard, Session
+from .escalate.console import ConsoleApprover
+from .escalate.queue import Approval, ApprovalQueue
+from .guard import STAGES, CriticPolicy, EscalationPolicy, Guard, Session
 from .spec.compiled import CompiledSpec, check_spec, load_spec
 from .spec.lint import lint_spec
 from .store import open_store
-from .store.base import Reservation, Store
+from .store.base import ApprovalStore, Reservation, Store
 from .store.memory import MemoryStore
 
 if _typing.TYPE_CHECKING:
@@ -59,7 +61,10 @@ __all__ = [
     "STAGES",
     "Action",
     "Answer",
+    "Approval",
     "ApprovalError",
+    "ApprovalQueue",
+    "ApprovalStore",
     "Approver",
     "AuditError",
     "AuditReader",
@@ -68,6 +73,7 @@ __all__ = [
     "CallbackApprover",
     "ChainReport",
     "CompiledSpec",
+    "ConsoleApprover",
     "Critic",
     "CriticError",
     "CriticPolicy",
@@ -76,6 +82,7 @@ __all__ = [
     "CritiqueVerdict",
     "Decision",
     "Denied",
+    "EscalationPolicy",
     "EscalationRequired",
     "FSAGuardError",
     "Finding",

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from .action import Action
+from .action import Action, jsonable
 
-__all__ = ["Decision", "Finding", "FindingSource", "Outcome"]
+__all__ = ["Answer", "Decision", "Finding", "FindingSource", "Outcome"]
 
 Outcome = Literal["allow", "deny", "revise", "escalate"]
 FindingSource = Literal["norm", "budget", "schema", "critic", "human", "guard", "store", "audit"]
@@ -31,6 +31,18 @@ class Finding:
     values: tuple[str, ...] = ()
     error: str | None = None
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """Read back what :meth:`to_dict` wrote."""
+        return cls(
+            source=data["source"],
+            id=data["id"],
+            message=data["message"],
+            effect=data.get("effect", "info"),
+            values=tuple(data.get("values") or ()),
+            error=data.get("error"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
@@ -41,6 +53,39 @@ class Finding:
             "values": list(self.values),
             "error": self.error,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A person's answer to an escalation; ``by`` identifies who answered."""
+
+    choice: Literal["approve", "deny", "edit"]
+    args: Mapping[str, Any] | None = None  # for edit: the whole args to run instead
+    by: str = "unknown"
+    note: str = ""
+    at: datetime | None = None  # when it was given; the guard stamps it when the approver did not
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "choice": self.choice,
+            "args": jsonable(self.args) if self.args is not None else None,
+            "by": self.by,
+            "note": self.note,
+            "at": self.at.isoformat() if self.at is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Answer:
+        """Read back what :meth:`to_dict` wrote."""
+        at = data.get("at")
+        return cls(
+            choice=data["choice"],
+            args=data.get("args"),
+            by=str(data.get("by") or "unknown"),
+            note=str(data.get("note") or ""),
+            at=datetime.fromisoformat(at) if isinstance(at, str) else None,
+        )
 
 
 _VERB = {
@@ -70,7 +115,8 @@ class Decision:
     critique_cached: bool = False  # the critique came from the cache (no tokens spent)
     value_titles: Mapping[str, str] = field(default_factory=dict)
     reservations: tuple[str, ...] = ()
-    approval_id: str | None = None
+    approval_id: str | None = None  # the approval a person answers (or answered), with a queue
+    answer: Answer | None = None  # the person's answer, when one decided this
     at: datetime | None = None  # the time the decision was made for (the action's ``now``)
     remember: tuple[tuple[str, str], ...] = ()  # what the store notes when the call is reported as run
     record_id: str | None = None  # the audit record's id (``stream:seq``), when an audit sink wrote one
@@ -110,6 +156,28 @@ class Decision:
             parts.append("No rule of the spec objects to this call.")
         return " ".join(parts)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Read back what :meth:`to_dict` wrote (the calls without their request, history and context)."""
+        now = data.get("now")
+        answer = data.get("answer")
+        findings = tuple(Finding.from_dict(f) for f in data.get("findings") or ())
+        return cls(
+            outcome=data["outcome"],
+            action=Action(data["action"]["tool"], dict(data["action"].get("args") or {})),
+            proposed=Action(data["proposed"]["tool"], dict(data["proposed"].get("args") or {})),
+            findings=findings,
+            spec_id=data.get("spec_id", ""),
+            spec_digest=data.get("spec_digest", ""),
+            timings=dict(data.get("timings") or {}),
+            tokens=dict(data.get("tokens") or {}),
+            critique_cached=bool(data.get("critique_cached")),
+            value_titles=dict(data.get("value_titles") or {}),
+            approval_id=data.get("approval_id"),
+            answer=Answer.from_dict(answer) if isinstance(answer, Mapping) else None,
+            at=datetime.fromisoformat(now) if isinstance(now, str) else None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``fsa-guard check --json`` prints)."""
         return {
@@ -124,7 +192,9 @@ class Decision:
             "tokens": dict(self.tokens),
             "critique_cached": self.critique_cached,
             "approval_id": self.approval_id,
+            "answer": self.answer.to_dict() if self.answer is not None else None,
             "now": self.at.isoformat() if self.at is not None else None,
+            "value_titles": dict(self.value_titles),
         }
 
 

@@ -3,14 +3,16 @@
 The "agent" is a script of tool calls with what the (fake) tools return — no model and no key. One email
 in the inbox carries a prompt injection, and the scripted agent falls for it, as real ones do. Every call
 goes through ``policies/personal-assistant.yaml``; the loop runs allowed and revised calls, feeds denials
-back to the agent, and pauses escalations for the person.
+back to the agent, and asks the person about escalations (with an approver; without one they pause).
+``scripted_approver`` answers the two escalations of the script the way the person would, echoing each
+answer as if typed, so the demo runs unattended (``make demo``, CI).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +27,11 @@ from ._console import OUTCOME_COLOR, esc
 from .action import Action, Call
 from .critique.base import Critic
 from .decision import Decision
+from .escalate.base import Answer, Approver
+from .escalate.console import ConsoleApprover
 from .guard import Guard
 
-__all__ = ["SCRIPT", "Step", "policy_path", "run_demo"]
+__all__ = ["SCRIPT", "SCRIPTED_ANSWERS", "Step", "policy_path", "run_demo", "scripted_approver"]
 
 
 def policy_path(name: str) -> Path:
@@ -124,11 +128,56 @@ SCRIPT: tuple[Step, ...] = (
 )
 
 
-def run_demo(console: Console | None = None, pause: float = 0.0, critic: Critic | None = None) -> list[Decision]:
+#: How the scripted person answers, by tool: the lines they type (a choice, then a note; an edit also types
+#: the new args as JSON between the two). Calls of other tools that escalate get no answer, so they are denied.
+SCRIPTED_ANSWERS: Mapping[str, Sequence[str]] = {
+    "send_email": ("deny", "I never asked for that; it is the scam email"),
+    "subscribe": ("approve", "fine, I wanted that club"),
+}
+
+
+def scripted_approver(
+    console: Console, answers: Mapping[str, Sequence[str]] = SCRIPTED_ANSWERS, *, by: str = "you"
+) -> Approver:
+    """A :class:`~fsa_guard.escalate.console.ConsoleApprover` that types ``answers[tool]`` itself, echoing each
+    line after its prompt (``... > deny``) so the output reads like a person answered."""
+    return _ScriptedApprover(console, answers, by)
+
+
+class _ScriptedApprover:
+    def __init__(self, console: Console, answers: Mapping[str, Sequence[str]], by: str) -> None:
+        self.console, self.answers, self.by = console, answers, by
+
+    def ask(self, decision: Decision) -> Answer:
+        lines = list(self.answers.get(decision.proposed.tool, ()))
+        return ConsoleApprover(self.console, input=self._replay(lines), by=self.by).ask(decision)
+
+    async def aask(self, decision: Decision) -> Answer:
+        return self.ask(decision)
+
+    def _replay(self, lines: list[str]) -> Callable[[str], str]:
+        def typed(prompt: str) -> str:
+            if not lines:
+                raise EOFError
+            line = lines.pop(0)
+            self.console.print(f"{esc(prompt)}[bold]{esc(line)}[/bold]", highlight=False)
+            return line
+
+        return typed
+
+
+def run_demo(
+    console: Console | None = None,
+    pause: float = 0.0,
+    critic: Critic | None = None,
+    approver: Approver | None = None,
+) -> list[Decision]:
     """Run the scripted session and print it; returns the decisions in order. With ``critic`` (say an
-    :class:`~fsa_guard.OpenAICritic`), calls the spec marks for judgment are weighed by it."""
+    :class:`~fsa_guard.OpenAICritic`), calls the spec marks for judgment are weighed by it; with ``approver``
+    (say a :class:`~fsa_guard.escalate.console.ConsoleApprover`, or :func:`scripted_approver`), escalations
+    are answered by it instead of pausing."""
     console = console or Console()
-    guard = Guard.from_files(policy_path("personal-assistant.yaml"), critic=critic)
+    guard = Guard.from_files(policy_path("personal-assistant.yaml"), critic=critic, approver=approver)
     zone = ZoneInfo(guard.spec.zone.key)
     run = _Run(REQUEST, SCRIPT)
     console.print(
@@ -147,9 +196,10 @@ def run_demo(console: Console | None = None, pause: float = 0.0, critic: Critic 
             history=tuple(run.history),
             now=datetime.fromisoformat(step.at).replace(tzinfo=zone),
         )
+        _propose(console, number, step)
         decision = guard.decide(action)
         run.decisions.append(decision)
-        _show(console, number, step, decision)
+        _show(console, decision)
         if decision.allowed:
             guard.report(decision, ok=True)
             run.history.append(Call(decision.action.tool, dict(decision.action.args), step.output))
@@ -162,11 +212,18 @@ def run_demo(console: Console | None = None, pause: float = 0.0, critic: Critic 
     return run.decisions
 
 
-def _show(console: Console, number: int, step: Step, decision: Decision) -> None:
-    color = OUTCOME_COLOR[decision.outcome]
+def _propose(console: Console, number: int, step: Step) -> None:
     console.print()
     console.print(f"[bold]{number}.[/bold] [dim]agent:[/dim] {esc(step.thought)}")
     console.print(f"   proposes [bold]{step.tool}[/bold] {esc(json.dumps(dict(step.args), ensure_ascii=False))}")
+
+
+def _show(console: Console, decision: Decision) -> None:
+    color = OUTCOME_COLOR[decision.outcome]
+    answer = decision.answer
+    if answer is not None:
+        note = f" — {answer.note}" if answer.note else ""
+        console.print(f"   [bold]{esc(answer.by)} answered: {answer.choice}[/bold]{esc(note)}")
     console.print(f"   [bold {color}]{decision.outcome.upper()}[/bold {color}]  {esc(decision.explain())}")
     if decision.outcome == "revise":
         console.print(f"   runs instead: {esc(json.dumps(dict(decision.action.args), ensure_ascii=False))}")

@@ -109,7 +109,8 @@ class CriticError(FSAGuardError):
 
 
 class ApprovalError(FSAGuardError):
-    """An approver failed or gave an answer that is not one of approve / deny / edit."""
+    """An approval cannot be answered or used as asked: unknown id, already answered, expired, already used,
+    or an answer that is not one of approve / deny / edit."""
 
 
 class Denied(FSAGuardError):

@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,9 +32,10 @@ from .audit import open_audit
 from .audit.base import AuditSink
 from .critique.base import Critic, CritiqueRequest, CritiqueVerdict, check_verdict, policy_ids
 from .critique.cache import CritiqueCache
-from .decision import Decision, Finding, Outcome
-from .errors import AuditError, CriticError, Denied, EscalationRequired
-from .escalate.base import Answer, Approver
+from .decision import Answer, Decision, Finding, Outcome
+from .errors import ApprovalError, AuditError, CriticError, Denied, EscalationRequired
+from .escalate.base import Approver
+from .escalate.queue import Approval, ApprovalQueue
 from .spec.compiled import CompiledBudget, CompiledSpec, load_spec
 from .spec.model import parse_window
 from .store import open_store
@@ -41,7 +43,7 @@ from .store.base import Store
 from .verify.engine import Verdict, not_json_like, verify
 from .verify.schema import ArgsValidator, schema_from_signature
 
-__all__ = ["STAGES", "CriticPolicy", "Guard", "Session"]
+__all__ = ["STAGES", "CriticPolicy", "EscalationPolicy", "Guard", "Session"]
 
 #: The pipeline's stages, in order; ``Decision.timings`` uses these names (plus ``total``).
 STAGES = ("verify", "critique", "revise", "escalate", "record")
@@ -49,7 +51,8 @@ STAGES = ("verify", "critique", "revise", "escalate", "record")
 F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("fsa_guard")
 
-_Question = tuple[str, Any]  # ("critique", (CritiqueRequest, samples)) | ("ask", Decision)
+# ("critique", (CritiqueRequest, samples)) | ("ask", Decision) | ("wait", (approval id, seconds))
+_Question = tuple[str, Any]
 _Reply = tuple[bool, Any]  # (True, answer) | (False, exception); a critique's answer is a list of _Reply
 
 
@@ -108,6 +111,23 @@ class CriticPolicy:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class EscalationPolicy:
+    """The spec's ``escalation:`` settings that the guard applies (the timeout in seconds)."""
+
+    timeout: float = 3600.0
+    on_timeout: Literal["deny", "allow"] = "deny"
+
+    @classmethod
+    def of(cls, spec: CompiledSpec) -> EscalationPolicy:
+        """The settings of ``spec``."""
+        e = spec.escalation
+        return cls(timeout=_seconds(e.timeout, 3600.0), on_timeout=e.on_timeout or "deny")
+
+
+_LATE = object()  # the reply to "ask" when the approver answered after the escalation timeout
+
+
 def _seconds(window: str | None, default: float) -> float:
     if window is None:
         return default
@@ -122,8 +142,10 @@ class Guard:
     :func:`open_store`, :func:`open_audit`). Where neither is given, the environment (``FSA_GUARD_STORE``,
     ``FSA_GUARD_AUDIT``) decides, then the spec's ``storage:`` section, then ``state_dir`` (or
     ``FSA_GUARD_STATE_DIR``: ``state.db`` and ``audit.db`` there), and last an in-memory store with no audit.
-    ``critic`` judges actions the spec marks for critique; ``approver`` answers escalations; ``clock`` pins
-    time; reservations never reported expire after ``reservation_ttl`` seconds.
+    ``critic`` judges actions the spec marks for critique; ``approver`` answers escalations: an
+    :class:`Approver` (a console, a callback) answers while ``decide`` waits, an :class:`ApprovalQueue`
+    keeps them for a person to answer later, from any process (see :meth:`resume`). ``clock`` pins time;
+    reservations never reported expire after ``reservation_ttl`` seconds.
     """
 
     def __init__(
@@ -134,7 +156,7 @@ class Guard:
         audit: AuditSink | str | None = None,
         state_dir: str | Path | None = None,
         critic: Critic | None = None,
-        approver: Approver | None = None,
+        approver: Approver | ApprovalQueue | None = None,
         clock: Callable[[], datetime] | None = None,
         reservation_ttl: float = 300.0,
     ) -> None:
@@ -164,6 +186,8 @@ class Guard:
         ttl = self.critic_settings.cache_ttl
         self._critique_cache = CritiqueCache(ttl) if ttl > 0 else None
         self.approver = approver
+        self.escalation_settings = EscalationPolicy.of(spec)
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"  # who used an approval, in the queue
         self._clock = clock or (lambda: datetime.now(UTC))
         self._validators: dict[str, ArgsValidator] = {}
         self.reservation_ttl = reservation_ttl
@@ -263,9 +287,14 @@ class Guard:
 
     # -- deciding ----------------------------------------------------------------------------------
 
-    def decide(self, action: Action) -> Decision:
-        """Decide one action. Never raises for bad input or failing backends: those deny or escalate."""
-        gen = self._pipeline(action)
+    def decide(self, action: Action, *, wait: float | None = None) -> Decision:
+        """Decide one action. Never raises for bad input or failing backends: those deny or escalate.
+
+        With an :class:`ApprovalQueue` as approver, an escalation is queued and ``wait`` is how many seconds
+        to wait for a person's answer (default: the queue's ``wait``); without one in time, the decision is
+        ``escalate`` with its ``approval_id``, for :meth:`resume`.
+        """
+        gen = self._pipeline(action, wait)
         try:
             question = next(gen)
             while True:
@@ -276,9 +305,9 @@ class Guard:
         except Exception as exc:  # a bug must never turn into an allow, nor into an exception for the agent
             return self._failed(action, exc)
 
-    async def adecide(self, action: Action) -> Decision:
-        """Decide one action, awaiting the critic and the approver."""
-        gen = self._pipeline(action)
+    async def adecide(self, action: Action, *, wait: float | None = None) -> Decision:
+        """Decide one action, awaiting the critic and the approver. See :meth:`decide`."""
+        gen = self._pipeline(action, wait)
         try:
             question = next(gen)
             while True:
@@ -289,14 +318,45 @@ class Guard:
         except Exception as exc:
             return self._failed(action, exc)
 
+    def resume(self, approval_id: str, *, wait: float = 0.0) -> Decision:
+        """Finish a decision that waits in the :class:`ApprovalQueue`, in this process or any other: wait up
+        to ``wait`` seconds for the answer, then apply it once (an edit is verified again; expiry follows
+        ``escalation.on_timeout``). Still unanswered: the ``escalate`` decision again. An unknown approval,
+        or one already used, denies."""
+        queue = self._queue()
+        try:
+            approval = queue.wait(approval_id, wait) if wait > 0 else queue.get(approval_id)
+        except Exception as exc:
+            return self._unusable(approval_id, exc)
+        return self._conclude(approval)
+
+    async def aresume(self, approval_id: str, *, wait: float = 0.0) -> Decision:
+        """:meth:`resume`, waiting without blocking the event loop."""
+        queue = self._queue()
+        try:
+            approval = await queue.async_wait(approval_id, wait) if wait > 0 else queue.get(approval_id)
+        except Exception as exc:
+            return self._unusable(approval_id, exc)
+        return self._conclude(approval)
+
+    def _queue(self) -> ApprovalQueue:
+        if not isinstance(self.approver, ApprovalQueue):
+            raise ApprovalError("this guard has no approval queue: pass approver=ApprovalQueue(store_url)")
+        return self.approver
+
     def _answer(self, question: _Question) -> _Reply:
         kind, payload = question
         if kind == "critique":  # n samples, one after another, all within the request's deadline
             request, n = payload
             return True, [self._critique_once(request) for _ in range(n)]
         try:
-            assert self.approver is not None
-            return True, self.approver.ask(payload)
+            if kind == "wait":
+                return True, self._queue().wait(*payload)
+            assert isinstance(self.approver, Approver)
+            asked = time.monotonic()
+            answer = self.approver.ask(payload)
+            # a synchronous approver cannot be interrupted, but an answer after the timeout is not used
+            return True, _LATE if time.monotonic() - asked > self.escalation_settings.timeout else answer
         except Exception as exc:
             return False, exc
 
@@ -306,8 +366,12 @@ class Guard:
             request, n = payload
             return True, list(await asyncio.gather(*(self._acritique_once(request) for _ in range(n))))
         try:
-            assert self.approver is not None
-            return True, await self.approver.aask(payload)
+            if kind == "wait":
+                return True, await self._queue().async_wait(*payload)
+            assert isinstance(self.approver, Approver)
+            return True, await asyncio.wait_for(self.approver.aask(payload), self.escalation_settings.timeout)
+        except TimeoutError:
+            return True, _LATE
         except Exception as exc:
             return False, exc
 
@@ -370,7 +434,7 @@ class Guard:
             except Exception as exc:  # the call already ran; its decision record exists
                 _log.warning("fsa_guard: could not record the outcome of %s: %s", decision.record_id, exc)
 
-    def _pipeline(self, proposed: Action) -> Generator[_Question, _Reply, Decision]:
+    def _pipeline(self, proposed: Action, wait: float | None = None) -> Generator[_Question, _Reply, Decision]:
         timer = _Timer()
         findings: list[Finding] = []
         spend = _Spend()
@@ -391,10 +455,21 @@ class Guard:
         if outcome == "escalate":
             if self._budgets_exceeded(verdict.charges, now, findings):
                 outcome = "deny"  # no one's yes could make it run, so no one is asked
+            elif isinstance(self.approver, ApprovalQueue):
+                queued = self._submit(self.approver, current, proposed, findings, timer, spend, now)
+                seconds = self.approver.wait_default if wait is None else wait
+                if queued.approval_id is None or seconds <= 0:
+                    return queued
+                ok, approval = yield ("wait", (queued.approval_id, seconds))
+                return self._conclude(approval) if ok and not approval.pending else queued
             elif self.approver is not None:
-                pending = self._decision("escalate", current, proposed, findings, timer.timings, spend)
+                pending = self._decision("escalate", current, proposed, findings, timer.timings, spend, at=now)
                 ok, answer = yield ("ask", pending)
-                outcome, current, reservations = self._apply_answer(ok, answer, current, now, findings, verdict)
+                outcome, current, reservations, verdict = self._apply_answer(
+                    ok, answer, current, now, findings, verdict
+                )
+                if isinstance(answer, Answer):
+                    spend.answer = answer if answer.at else replace(answer, at=datetime.now(UTC))
             timer.lap("escalate")
 
         if outcome == "allow" and (current.tool != proposed.tool or not _same_args(current.args, proposed.args)):
@@ -456,9 +531,9 @@ class Guard:
         findings.append(Finding("guard", "revision-limit", message, effect="escalate"))
         return "escalate"
 
-    def _verify(self, action: Action, now: datetime) -> Verdict:
+    def _verify(self, action: Action, now: datetime, overridden: frozenset[str] = frozenset()) -> Verdict:
         validator = self._validators.get(action.tool) if isinstance(action.tool, str) else None
-        return verify(self.spec, action, now, validator, self.store)
+        return verify(self.spec, action, now, validator, self.store, overridden)
 
     def _critique(
         self, action: Action, verdict: Verdict, findings: list[Finding], spend: _Spend
@@ -613,7 +688,11 @@ class Guard:
 
     def _apply_answer(
         self, ok: bool, answer: Any, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
-    ) -> tuple[Outcome, Action, tuple[str, ...]]:
+    ) -> tuple[Outcome, Action, tuple[str, ...], Verdict]:
+        """Apply a person's answer (or its absence) to the escalated call ``current``. Returns the outcome, the
+        call that would run, its reservations, and the verification of that call."""
+        if ok and answer is _LATE:
+            return self._timed_out(current, now, findings, verdict)
         valid = (
             ok
             and isinstance(answer, Answer)
@@ -625,29 +704,135 @@ class Guard:
             findings.append(
                 Finding("human", "approver-failed", f"No valid answer from the approver: {why}", "escalate")
             )
-            return "escalate", current, ()
+            return "escalate", current, (), verdict
         note = f" ({answer.note})" if answer.note else ""
         if answer.choice == "deny":
             findings.append(Finding("human", "human-denied", f"Denied by {answer.by}{note}", effect="deny"))
-            return "deny", current, ()
-        charges = verdict.charges
+            return "deny", current, (), verdict
         if answer.choice == "edit":
-            # the edited call is verified like any other: a hard deny still holds, revisions still apply
+            # the edited call is verified like any other: a hard deny still holds (unless the person may
+            # override it), revisions still apply
             edited, rounds = current.with_args(dict(answer.args or {})), 0
             while True:
-                v = self._verify(edited, now)
-                _merge(findings, v.findings)
-                if v.deny:
-                    return "deny", edited, ()
-                if v.revision is None or _same_args(v.revision, edited.args) or rounds >= self.spec.max_revisions:
+                verdict = self._verify(edited, now, self.spec.overridable)
+                _merge(findings, verdict.findings)
+                if verdict.deny:
+                    return "deny", edited, (), verdict
+                revision = verdict.revision
+                if revision is None or _same_args(revision, edited.args) or rounds >= self.spec.max_revisions:
                     break
-                edited, rounds = edited.with_args(v.revision), rounds + 1
-            current, charges = edited, v.charges
+                edited, rounds = edited.with_args(revision), rounds + 1
+            current = edited
             findings.append(Finding("human", "human-edited", f"Edited and approved by {answer.by}{note}"))
         else:
             findings.append(Finding("human", "human-approved", f"Approved by {answer.by}{note}"))
-        outcome, reservations = self._reserve(charges, now, findings, approved=True)
-        return outcome, current, reservations
+        outcome, reservations = self._reserve(verdict.charges, now, findings, approved=True)
+        return outcome, current, reservations, verdict
+
+    def _timed_out(
+        self, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
+    ) -> tuple[Outcome, Action, tuple[str, ...], Verdict]:
+        """Nobody answered within ``escalation.timeout``: ``on_timeout`` decides."""
+        settings = self.escalation_settings
+        waited = f"Nobody answered within {settings.timeout:g}s"
+        if settings.on_timeout == "deny":
+            findings.append(Finding("human", "approval-expired", f"{waited}, so the call is refused", "deny"))
+            return "deny", current, (), verdict
+        findings.append(Finding("human", "approval-expired", f"{waited}, and the spec allows calls then", "allow"))
+        outcome, reservations = self._reserve(verdict.charges, now, findings, approved=True)
+        return outcome, current, reservations, verdict
+
+    def _submit(
+        self,
+        queue: ApprovalQueue,
+        current: Action,
+        proposed: Action,
+        findings: list[Finding],
+        timer: _Timer,
+        spend: _Spend,
+        now: datetime,
+    ) -> Decision:
+        """Queue the escalation and record it: the ``escalate`` decision, with its approval id."""
+        pending = self._decision("escalate", current, proposed, findings, timer.timings, spend, at=now)
+        try:
+            approval = queue.submit(pending, current, self.escalation_settings.timeout)
+        except Exception as exc:  # no queue, no question: the call still waits, for whoever asks instead
+            failed = Finding("human", "approver-failed", f"The approval could not be queued: {exc}", "escalate")
+            pending = replace(pending, findings=(*pending.findings, failed))
+        else:
+            pending = replace(pending, approval_id=approval.id)
+        timer.lap("escalate")
+        if self.audit is not None:
+            pending = self._record(pending)
+            timer.lap("record")
+        timer.done()
+        return pending
+
+    def _conclude(self, approval: Approval) -> Decision:
+        """Apply a queued approval's answer (or expiry) once, in whichever process resumes it."""
+        escalated = Decision.from_dict(approval.decision)
+        if approval.pending:
+            return escalated
+        try:
+            approval = self._queue().claim(approval.id, self.identity)
+        except Exception as exc:
+            return self._unusable(approval.id, exc, escalated)
+        try:
+            return self._apply_approval(approval, escalated)
+        except Exception as exc:  # claimed but not applicable: the call does not run
+            return self._failed(escalated.proposed, exc)
+
+    def _apply_approval(self, approval: Approval, escalated: Decision) -> Decision:
+        timer = _Timer()
+        current = approval.action()
+        # the call runs now: verified and charged at this time, unless the caller pinned the action's time
+        now = current.now or self._clock()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=self.spec.zone)
+        findings = list(escalated.findings)
+        spend = _Spend(tokens=dict(escalated.tokens), approval_id=approval.id, answer=approval.answer)
+        if escalated.spec_digest != self.spec.digest:
+            findings.append(
+                Finding(
+                    "guard",
+                    "spec-changed",
+                    "The spec changed since the person was asked; the call was verified again under the current one",
+                )
+            )
+        # verified again: the answer came later, maybe to another process, maybe under another spec
+        verdict = self._verify(current, now)
+        if approval.answer is None:
+            outcome, current, reservations, verdict = self._timed_out(current, now, findings, verdict)
+        elif verdict.deny and approval.answer.choice != "edit":
+            _merge(findings, verdict.findings)
+            outcome, reservations = "deny", ()
+        else:
+            outcome, current, reservations, verdict = self._apply_answer(
+                True, approval.answer, current, now, findings, verdict
+            )
+        timer.lap("escalate")
+        if outcome == "allow" and (
+            current.tool != escalated.proposed.tool or not _same_args(current.args, escalated.proposed.args)
+        ):
+            outcome = "revise"
+        remember = tuple(verdict.remember) if outcome in ("allow", "revise") else ()
+        decision = self._decision(
+            outcome, current, escalated.proposed, findings, timer.timings, spend, reservations, now, remember
+        )
+        if self.audit is not None:
+            decision = self._record(decision)
+            timer.lap("record")
+        timer.done()
+        return decision
+
+    def _unusable(self, approval_id: str, exc: Exception, escalated: Decision | None = None) -> Decision:
+        """An approval that cannot be used (unknown, already used, store down) denies."""
+        action = escalated.action if escalated is not None else Action("(unknown)")
+        proposed = escalated.proposed if escalated is not None else action
+        finding = Finding("human", "approval-unusable", f"Approval {approval_id} cannot be used: {exc}", "deny")
+        findings = [*(escalated.findings if escalated is not None else ()), finding]
+        decision = self._decision("deny", action, proposed, findings, {}, _Spend(approval_id=approval_id))
+        return self._record(decision) if self.audit is not None else decision
 
     def _failed(self, action: Action, exc: Exception) -> Decision:
         finding = Finding(
@@ -683,6 +868,8 @@ class Guard:
             timings=timings,
             tokens=dict(spend.tokens),
             critique_cached=spend.cached,
+            approval_id=spend.approval_id,
+            answer=spend.answer,
             value_titles={v: self.spec.titles[v] for v in cited if v in self.spec.titles},
             reservations=reservations,
             at=at,
@@ -717,10 +904,13 @@ class Guard:
 
 @dataclass(slots=True)
 class _Spend:
-    """What one decision spent on critique: tokens, and whether a cached critique answered."""
+    """What one decision drew on besides the spec: the critic's tokens (and whether a cached critique answered),
+    and the person's answer."""
 
     tokens: dict[str, int] = field(default_factory=dict)
     cached: bool = False
+    answer: Answer | None = None  # the person's answer, when one decided
+    approval_id: str | None = None
 
     def add(self, tokens: Mapping[str, Any]) -> None:
         for k, n in tokens.items():

@@ -85,13 +85,13 @@ def capture_decisions(guard: Guard) -> Iterator[list[Decision]]:
     captured: list[Decision] = []
     original_decide, original_adecide = guard.decide, guard.adecide
 
-    def decide(action: Any) -> Decision:
-        d = original_decide(action)
+    def decide(action: Any, *, wait: float | None = None) -> Decision:
+        d = original_decide(action, wait=wait)
         captured.append(d)
         return d
 
-    async def adecide(action: Any) -> Decision:
-        d = await original_adecide(action)
+    async def adecide(action: Any, *, wait: float | None = None) -> Decision:
+        d = await original_adecide(action, wait=wait)
         captured.append(d)
         return d
 

@@ -8,23 +8,12 @@ deny. Without an approver, ``decide`` returns outcome ``escalate`` and the integ
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
-from ..decision import Decision
+from ..decision import Answer, Decision
 
 __all__ = ["Answer", "Approver", "CallbackApprover"]
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A person's answer to an escalation; ``by`` identifies who answered."""
-
-    choice: Literal["approve", "deny", "edit"]
-    args: Mapping[str, Any] | None = None
-    by: str = "unknown"
-    note: str = ""
 
 
 @runtime_checkable

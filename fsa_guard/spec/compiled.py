@@ -18,7 +18,7 @@ from ..errors import Problem, SpecError
 from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
 from .loader import ResolvedSpec, Source, load_layers, resolve
-from .model import Budget, CriticSettings, Norm, Priority, Remember, ValueCard
+from .model import Budget, CriticSettings, EscalationSettings, Norm, Priority, Remember, ValueCard
 
 __all__ = [
     "CompiledBudget",
@@ -127,7 +127,10 @@ class CompiledSpec:
         self.titles: dict[str, str] = {v.id: v.title for v in resolved.values}
         self.priorities: tuple[Priority, ...] = tuple(resolved.priorities)
         self.critic = CriticSettings(**resolved.critic)
+        self.escalation = EscalationSettings(**resolved.escalation)
         self.norms = tuple(norms)
+        #: deny norms a person's edit may run a call past (``human_overridable: true``)
+        self.overridable = frozenset(n.norm.id for n in self.norms if n.norm.human_overridable)
         self.budgets = tuple(budgets)
         self.remember = tuple(remember)
         self.lets = lets

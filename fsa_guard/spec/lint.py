@@ -63,6 +63,26 @@ def _warn(src: Source, key: str, message: str, code: str, hint: str | None = Non
     return Problem(src.file, src.line, key or src.key, message, code=code, severity="warning", hint=hint)
 
 
+# settings whose "allow" lets calls run that nobody judged: (section, key, code, message, hint)
+_FAILS_OPEN = (
+    (
+        "critic",
+        "on_error",
+        "critic-fails-open",
+        "critic.on_error: allow runs every call the spec asks to have judged, unjudged, whenever the critic is "
+        "missing, down or untrustworthy",
+        "escalate asks the person instead; deny refuses",
+    ),
+    (
+        "escalation",
+        "on_timeout",
+        "approval-fails-open",
+        "escalation.on_timeout: allow runs every call a person was asked about and did not answer in time",
+        "deny (the default) refuses it; the agent can ask again",
+    ),
+)
+
+
 def _warnings(spec: ResolvedSpec) -> list[Problem]:
     out: list[Problem] = []
     served = {v for n in spec.norms for v in n.serves} | {v for b in spec.budgets for v in b.serves}
@@ -136,18 +156,10 @@ def _warnings(spec: ResolvedSpec) -> list[Problem]:
                         "one sentence in the person's words, shown in every explanation",
                     )
                 )
-    if spec.critic.get("on_error") == "allow":
-        src = spec.sources[("critic", "on_error")]
-        out.append(
-            _warn(
-                src,
-                src.key,
-                "critic.on_error: allow runs every call the spec asks to have judged, unjudged, whenever the critic "
-                "is missing, down or untrustworthy",
-                "critic-fails-open",
-                "escalate asks the person instead; deny refuses",
-            )
-        )
+    for section, key, code, message, hint in _FAILS_OPEN:
+        if getattr(spec, section).get(key) == "allow":
+            src = spec.sources[(section, key)]
+            out.append(_warn(src, src.key, message, code, hint))
     asks = any(n.effect == "critique" for n in spec.norms) or any(v.critique for v in spec.values)
     if spec.critic.get("samples", 1) > 1 and not asks:
         src = spec.sources[("critic", "samples")]

@@ -30,6 +30,7 @@ from .model import (
     Remember,
     SpecFile,
     ValueCard,
+    parse_window,
 )
 
 __all__ = ["Layer", "ResolvedSpec", "Source", "load_layers", "resolve"]
@@ -77,6 +78,7 @@ class ResolvedSpec:
     priorities: list[Priority] = field(default_factory=list)
     storage: dict[str, str] = field(default_factory=dict)  # "store"/"audit" -> URL, file paths made absolute
     critic: dict[str, Any] = field(default_factory=dict)  # the critic settings some layer wrote
+    escalation: dict[str, Any] = field(default_factory=dict)  # the escalation settings some layer wrote
     files: list[str] = field(default_factory=list)
     sources: dict[tuple[str, str], Source] = field(default_factory=dict)
     key_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (file, dotted key) -> line
@@ -104,6 +106,7 @@ class ResolvedSpec:
             "remember": [r.model_dump(mode="json") for r in self.remember],
             "priorities": [p.model_dump(mode="json") for p in self.priorities],
             "critic": dict(sorted(self.critic.items())),
+            "escalation": dict(sorted(self.escalation.items())),
         }
 
     def digest(self) -> str:
@@ -320,6 +323,7 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
         _merge_remember(layer, out, problems)
         _merge_storage(layer, out, problems)
         _merge_critic(layer, out, problems)
+        _merge_escalation(layer, out, problems)
         for i, prio in enumerate(spec.priorities):
             out.priorities.append(prio)
             out.sources[("priorities", str(len(out.priorities) - 1))] = layer.source("priorities", i)
@@ -389,6 +393,8 @@ def _norm_loosening(earlier: Norm, later: Norm) -> str | None:
         return "given another revision"
     if not set(earlier.serves) <= set(later.serves):
         return "detached from the values it serves"
+    if later.human_overridable and not earlier.human_overridable:
+        return "made human_overridable"
     if EFFECT_STRENGTH[later.effect_on_error()] < EFFECT_STRENGTH[earlier.effect_on_error()]:
         return f"made to {later.effect_on_error()} instead of {earlier.effect_on_error()} when its condition fails"
     return None
@@ -516,6 +522,34 @@ def _merge_critic(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> N
             continue
         out.critic[key] = value
         out.sources[("critic", key)] = here
+
+
+def _merge_escalation(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
+    """A later layer may shorten ``timeout`` and turn ``on_timeout`` from allow to deny, never the reverse: above
+    a baseline, silence means deny unless the baseline itself wrote allow."""
+    for key, value in layer.spec.escalation.model_dump(exclude_none=True).items():
+        here = layer.source("escalation", key)
+        earlier = out.sources.get(("escalation", key))
+        current = out.escalation.get(key)
+        if key == "timeout":
+            looser = current is not None and parse_window(value) > parse_window(current)
+            hint = "a later layer may only shorten the timeout"
+        else:
+            floor = current if current is not None else ("deny" if out.files[:-1] else "allow")
+            looser = value == "allow" and floor == "deny"
+            hint = "a later layer may only turn on_timeout from allow to deny"
+        if looser:
+            where = f"{earlier.file}:{earlier.line}" if earlier else "the default for a layer above a baseline"
+            problems.append(
+                here.problem(
+                    f"cannot relax escalation.{key} from {current or 'deny'!r} ({where}) to {value!r}",
+                    code="layer-loosens",
+                    hint=hint,
+                )
+            )
+            continue
+        out.escalation[key] = value
+        out.sources[("escalation", key)] = here
 
 
 def _absolute_file_url(url: str, base: Path) -> str:

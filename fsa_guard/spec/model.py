@@ -14,6 +14,7 @@ __all__ = [
     "Budget",
     "CriticSettings",
     "Defaults",
+    "EscalationSettings",
     "Norm",
     "Priority",
     "Remember",
@@ -114,6 +115,11 @@ class Norm(_Strict):
         description="When `when` fails at run time. Default: deny/escalate norms fire, the others escalate.",
     )
     message: str | None = Field(None, description="What to tell the agent and the person when it fires.")
+    human_overridable: bool = Field(
+        False,
+        description="For effect deny: a person who edits an escalated call may run it past this norm. The agent "
+        "never can.",
+    )
 
     @property
     def effective_on_error(self) -> str:
@@ -131,6 +137,11 @@ class Norm(_Strict):
             raise ValueError("a norm with effect 'revise' needs a 'revise' map of arg -> CEL expression")
         if self.revise is not None and self.effect != "revise":
             raise ValueError(f"'revise' is only used with effect 'revise' (this norm's effect is {self.effect!r})")
+        if self.human_overridable and self.effect != "deny":
+            raise ValueError(
+                f"'human_overridable' is only used with effect 'deny' (this norm's effect is {self.effect!r}); "
+                "a person's approval already answers the other effects"
+            )
         return self
 
 
@@ -252,6 +263,22 @@ class CriticSettings(_Strict):
         return v
 
 
+class EscalationSettings(_Strict):
+    """How long a question to a person stays open, and what silence means."""
+
+    timeout: str | None = Field(None, description="How long an approval waits for an answer, e.g. '10m' (1h).")
+    on_timeout: Literal["deny", "allow"] | None = Field(
+        None, description="The answer when nobody answered in time: deny (default); allow only when written here."
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_window(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_window(v)
+        return v
+
+
 class Priority(_Strict):
     """In this context, the person holds ``prefer`` to be wiser than ``over``."""
 
@@ -278,6 +305,7 @@ class SpecFile(_Strict):
     priorities: list[Priority] = Field(default_factory=list)
     storage: Storage = Field(default_factory=Storage)
     critic: CriticSettings = Field(default_factory=CriticSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 
     @field_validator("let")
     @classmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Reservation", "Store"]
+__all__ = ["APPROVAL_STATUSES", "ApprovalRow", "ApprovalStore", "Reservation", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,4 +69,65 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+#: ``pending`` until a person answers (``approve``, ``deny``, ``edit``) or it expires (``expired``).
+APPROVAL_STATUSES = ("pending", "approve", "deny", "edit", "expired")
+
+
+APPROVAL_KEEP_CLAIMED_S = 30 * 86400.0  # approvals claimed longer ago than this are pruned
+
+
+def check_settle_status(status: str) -> None:
+    """Raise ValueError unless ``status`` is one an approval can be settled to."""
+    if status not in APPROVAL_STATUSES or status == "pending":
+        raise ValueError(f"cannot settle an approval to {status!r}: use one of {APPROVAL_STATUSES[1:]}")
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    """One approval as a store keeps it; :class:`~fsa_guard.ApprovalQueue` reads and writes the JSON parts.
+
+    Times are wall-clock seconds (``time.time()``), so every process and machine reads them alike.
+    """
+
+    id: str
+    created: float
+    expires: float
+    status: str  # one of APPROVAL_STATUSES
+    request: str  # JSON text: the escalated decision and what the guard needs to resume it
+    answer: str | None = None  # JSON text of the person's answer, once there is one
+    claimed: float | None = None  # when a guard used the settled approval (at most once)
+    claimed_by: str | None = None
+
+
+@runtime_checkable
+class ApprovalStore(Protocol):
+    """Stores that also keep approvals (memory, SQLite, Redis): pending escalations a person answers later,
+    possibly from another process. Every state change is atomic across processes."""
+
+    def approval_add(self, row: ApprovalRow) -> None:
+        """Store a new approval (status ``pending``). Raises StoreError when the id is taken."""
+        ...
+
+    def approval_get(self, approval_id: str) -> ApprovalRow | None:
+        """The approval, or None when there is none with this id."""
+        ...
+
+    def approval_settle(
+        self, approval_id: str, status: str, answer: str | None, now: float
+    ) -> tuple[bool, ApprovalRow | None]:
+        """Move a ``pending`` approval to ``status``, atomically: to an answer (approve, deny, edit) only while
+        ``now < expires``; to ``expired`` only once ``now >= expires``. Returns (True, the new row), or
+        (False, the row as it is, or None when unknown) when it was not pending or the time did not fit."""
+        ...
+
+    def approval_claim(self, approval_id: str, now: float, by: str) -> tuple[bool, ApprovalRow | None]:
+        """Mark a settled (not pending) approval as used, once: (True, new row) for the first claim, else
+        (False, the row as it is, or None when unknown)."""
+        ...
+
+    def approval_list(self, status: str | None = None, limit: int = 100) -> list[ApprovalRow]:
+        """Approvals, newest first, optionally only those with the stored ``status``."""
         ...

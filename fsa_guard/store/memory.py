@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .base import Reservation
+from ..errors import StoreError
+from .base import APPROVAL_KEEP_CLAIMED_S, ApprovalRow, Reservation, check_settle_status
 
 __all__ = ["MemoryStore"]
 
@@ -34,6 +35,8 @@ class MemoryStore:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._remembered: dict[str, dict[str, tuple[float, float]]] = {}  # key -> entity -> (first, last)
+        self._approvals: dict[str, ApprovalRow] = {}
+        self._approval_adds = 0
 
     def _used(self, key: str, window_s: float, now: float) -> float:
         entries = self._entries.get(key, [])
@@ -104,6 +107,53 @@ class MemoryStore:
             items = list(self._remembered.get(key, {}).items())
         items.sort(key=lambda i: (i[1][0], i[0]))  # first noted, then by entity, as every backend orders them
         return [e for e, (first, last) in items if _noted_within(first, last, window_s, now)]
+
+    def approval_add(self, row: ApprovalRow) -> None:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_add`."""
+        with self._lock:
+            if row.id in self._approvals:
+                raise StoreError(f"approval {row.id!r} already exists")
+            self._approvals[row.id] = row
+            self._approval_adds += 1
+            if self._approval_adds % 100 == 0:
+                before = time.time() - APPROVAL_KEEP_CLAIMED_S
+                for old in [r.id for r in self._approvals.values() if r.claimed is not None and r.claimed < before]:
+                    del self._approvals[old]
+
+    def approval_get(self, approval_id: str) -> ApprovalRow | None:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_get`."""
+        with self._lock:
+            return self._approvals.get(approval_id)
+
+    def approval_settle(
+        self, approval_id: str, status: str, answer: str | None, now: float
+    ) -> tuple[bool, ApprovalRow | None]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_settle`."""
+        check_settle_status(status)
+        with self._lock:
+            row = self._approvals.get(approval_id)
+            if row is None or row.status != "pending":
+                return False, row
+            if not (now >= row.expires if status == "expired" else now < row.expires):
+                return False, row
+            row = self._approvals[approval_id] = replace(row, status=status, answer=answer)
+            return True, row
+
+    def approval_claim(self, approval_id: str, now: float, by: str) -> tuple[bool, ApprovalRow | None]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_claim`."""
+        with self._lock:
+            row = self._approvals.get(approval_id)
+            if row is None or row.status == "pending" or row.claimed is not None:
+                return False, row
+            row = self._approvals[approval_id] = replace(row, claimed=now, claimed_by=by)
+            return True, row
+
+    def approval_list(self, status: str | None = None, limit: int = 100) -> list[ApprovalRow]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_list`."""
+        with self._lock:
+            rows = [r for r in self._approvals.values() if status is None or r.status == status]
+        rows.sort(key=lambda r: (r.created, r.id), reverse=True)  # ties by id, as every backend orders them
+        return rows[: max(limit, 0)]
 
     def close(self) -> None:
         """Nothing to release."""

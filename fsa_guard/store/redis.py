@@ -10,13 +10,19 @@ Key layout, for prefix ``P``:
 * ``P:res:{rid}``: hash of a reservation not yet reported (``key``, ``member``, ``done``, ``at``, ``used``,
   ``until``), so commit and release can find its entry.
 * ``P:first:{key}`` and ``P:last:{key}``: sorted sets of remembered entities scored by first and last note.
+* ``P:approval:{id}``: hash of an approval: the fields of :class:`~fsa_guard.store.base.ApprovalRow` (``answer``,
+  ``claimed`` and ``claimed_by`` only once set), plus ``_add``, ``_settle`` and ``_claim``, the call that made each
+  change, so a retried script knows its first try got through.
+* ``P:approvals``: sorted set of approval ids scored by ``created``, read newest first; ids whose hash expired
+  are dropped from it when listed.
 
 Reserve, commit, release, usage and recall are Lua scripts, so each is atomic across every client; like
 MemoryStore, reserve and usage first prune entries out of every window still asked about. Spend and reservation keys
 expire once no window can still count them (window + ttl + a margin after the latest reserve, measured from the
 later of ``now`` and the wall clock); remembered entities never expire, since ``recall`` may ask about any window
-(``window: null`` means forever). Single-node Redis only: commit and release touch a key they read from a hash,
-which Redis Cluster does not allow.
+(``window: null`` means forever). An approval's hash expires 7 days after the approval does, or 7 days after
+it was claimed; the index lives as long as its longest-lived approval. Single-node Redis only: commit, release
+and the approval list touch keys they read from another key, which Redis Cluster does not allow.
 
 Connections are made lazily, so the store can be built while Redis is down; every redis-py error becomes
 :class:`~fsa_guard.StoreError` (the guard denies), and the next call after Redis is back reconnects by itself.
@@ -36,7 +42,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import StoreError
-from .base import Reservation
+from .base import ApprovalRow, Reservation, check_settle_status
 
 __all__ = ["RedisStore"]
 
@@ -44,6 +50,7 @@ T = TypeVar("T")
 
 _MARGIN_S = 60.0  # slack for clock differences between the machines that share the store
 _MAX_KEEP_S = 10 * 365 * 86400.0  # an unbounded window still gets a (long) expiry that PEXPIRE accepts
+_APPROVAL_KEEP_S = 7 * 86400.0  # how long an approval is kept after it expired or was claimed
 
 # Grows a key's TTL, never shrinks it (PEXPIRE GT would skip a key that has no TTL yet).
 _EXTEND = """
@@ -132,6 +139,98 @@ end
 return out
 """
 
+# KEYS: approval, index. ARGV: call, keep_ms, id, created, then the row's fields and values.
+_APPROVAL_ADD = (
+    _EXTEND
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HGET', KEYS[1], '_add') == ARGV[1] and 1 or 0  -- 1: a retried call whose first try got through
+end
+redis.call('HSET', KEYS[1], '_add', ARGV[1], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+extend(KEYS[2], ARGV[2])
+return 1
+"""
+)
+
+# KEYS: approval. ARGV: call, status, now, answer (absent for none). Returns {settled, HGETALL} ({0} if unknown).
+_APPROVAL_SETTLE = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'expires', '_settle')
+if not f[1] then return {0} end
+if f[3] == ARGV[1] then return {1, redis.call('HGETALL', KEYS[1])} end
+local now, expires = tonumber(ARGV[3]), tonumber(f[2])
+local fits
+if ARGV[2] == 'expired' then fits = now >= expires else fits = now < expires end
+if f[1] ~= 'pending' or not fits then return {0, redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], '_settle', ARGV[1])
+if ARGV[4] then redis.call('HSET', KEYS[1], 'answer', ARGV[4]) else redis.call('HDEL', KEYS[1], 'answer') end
+return {1, redis.call('HGETALL', KEYS[1])}
+"""
+
+# KEYS: approval, index. ARGV: call, now, by, keep_ms. Returns {claimed, HGETALL} ({0} if unknown).
+_APPROVAL_CLAIM = (
+    _EXTEND
+    + """
+local f = redis.call('HMGET', KEYS[1], 'status', 'claimed', '_claim')
+if not f[1] then return {0} end
+if f[3] == ARGV[1] then return {1, redis.call('HGETALL', KEYS[1])} end
+if f[1] == 'pending' or f[2] then return {0, redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'claimed', ARGV[2], 'claimed_by', ARGV[3], '_claim', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+extend(KEYS[2], ARGV[4])
+return {1, redis.call('HGETALL', KEYS[1])}
+"""
+)
+
+# KEYS: index. ARGV: approval key prefix, limit, status (absent for any). Returns each row's HGETALL, newest first.
+_APPROVAL_LIST = """
+local out, start, limit, want = {}, 0, tonumber(ARGV[2]), ARGV[3]
+while #out < limit do
+  local ids = redis.call('ZREVRANGE', KEYS[1], start, start + 99)
+  if #ids == 0 then break end
+  local gone = 0
+  for _, id in ipairs(ids) do
+    local key = ARGV[1] .. id
+    local status = redis.call('HGET', key, 'status')
+    if not status then
+      redis.call('ZREM', KEYS[1], id)
+      gone = gone + 1
+    elseif (not want or status == want) and #out < limit then
+      out[#out + 1] = redis.call('HGETALL', key)
+    end
+  end
+  start = start + #ids - gone
+end
+return out
+"""
+
+
+def _approval(d: dict[str, str]) -> ApprovalRow:
+    """An approval from its hash."""
+    claimed = d.get("claimed")
+    return ApprovalRow(
+        d["id"],
+        float(d["created"]),
+        float(d["expires"]),
+        d["status"],
+        d["request"],
+        d.get("answer"),
+        None if claimed is None else float(claimed),
+        d.get("claimed_by"),
+    )
+
+
+def _changed(reply: list[object]) -> tuple[bool, ApprovalRow | None]:
+    """A settle or claim script's reply as (changed, row)."""
+    flat = reply[1] if len(reply) > 1 else None
+    return bool(int(str(reply[0]))), None if not isinstance(flat, list) else _approval(_pairs(flat))
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash from a script, which gets HGETALL's reply as a flat list."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
 
 def _num(x: float) -> str:
     """A float as text that Redis and Lua parse back to the same double."""
@@ -171,6 +270,10 @@ class RedisStore:
         self._release = self._client.register_script(_RELEASE)
         self._recall = self._client.register_script(_RECALL)
         self._usage = self._client.register_script(_USAGE)
+        self._approval_add = self._client.register_script(_APPROVAL_ADD)
+        self._approval_settle = self._client.register_script(_APPROVAL_SETTLE)
+        self._approval_claim = self._client.register_script(_APPROVAL_CLAIM)
+        self._approval_list = self._client.register_script(_APPROVAL_LIST)
 
     @staticmethod
     def _display(p: SplitResult) -> str:
@@ -263,6 +366,54 @@ class RedisStore:
             if entity is not None and first is not None
         ]
         return [entity for _, entity in sorted(pairs)]
+
+    def approval_add(self, row: ApprovalRow) -> None:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_add`."""
+        keep_s = min(max(row.expires - time.time(), 0.0) + _APPROVAL_KEEP_S, _MAX_KEEP_S)
+        fields = {
+            "id": row.id,
+            "created": _num(row.created),
+            "expires": _num(row.expires),
+            "status": row.status,
+            "request": row.request,
+            "answer": row.answer,
+            "claimed": None if row.claimed is None else _num(row.claimed),
+            "claimed_by": row.claimed_by,
+        }
+        args = [uuid.uuid4().hex, str(math.ceil(keep_s * 1000)), row.id, _num(row.created)]
+        args += [x for name, value in fields.items() if value is not None for x in (name, value)]
+        keys = [self._key("approval", row.id), f"{self.prefix}:approvals"]
+        if not int(self._run("add an approval", lambda: self._approval_add(keys=keys, args=args))):
+            raise StoreError(f"approval {row.id!r} already exists")
+
+    def approval_get(self, approval_id: str) -> ApprovalRow | None:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_get`."""
+        found = self._run("read an approval", lambda: self._client.hgetall(self._key("approval", approval_id)))
+        return _approval({str(k): str(v) for k, v in found.items()}) if found else None
+
+    def approval_settle(
+        self, approval_id: str, status: str, answer: str | None, now: float
+    ) -> tuple[bool, ApprovalRow | None]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_settle`."""
+        check_settle_status(status)
+        args = [uuid.uuid4().hex, status, _num(now), *([] if answer is None else [answer])]
+        keys = [self._key("approval", approval_id)]
+        return _changed(self._run("settle an approval", lambda: self._approval_settle(keys=keys, args=args)))
+
+    def approval_claim(self, approval_id: str, now: float, by: str) -> tuple[bool, ApprovalRow | None]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_claim`."""
+        args = [uuid.uuid4().hex, _num(now), by, str(math.ceil(_APPROVAL_KEEP_S * 1000))]
+        keys = [self._key("approval", approval_id), f"{self.prefix}:approvals"]
+        return _changed(self._run("claim an approval", lambda: self._approval_claim(keys=keys, args=args)))
+
+    def approval_list(self, status: str | None = None, limit: int = 100) -> list[ApprovalRow]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_list`."""
+        if limit <= 0:
+            return []
+        keys = [f"{self.prefix}:approvals"]
+        args = [f"{self.prefix}:approval:", str(limit), *([] if status is None else [status])]
+        found = self._run("list approvals", lambda: self._approval_list(keys=keys, args=args))
+        return [_approval(_pairs(flat)) for flat in found]
 
     def close(self) -> None:
         """Close the connection pool (a later call would open it again)."""

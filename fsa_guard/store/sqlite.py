@@ -11,12 +11,13 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 from typing import TypeVar
 
 from .._sqlite import SQLiteFile
 from ..errors import StoreError
-from .base import Reservation
+from .base import APPROVAL_KEEP_CLAIMED_S, ApprovalRow, Reservation, check_settle_status
 
 __all__ = ["SQLiteStore"]
 
@@ -38,8 +39,20 @@ CREATE TABLE IF NOT EXISTS remembered (
     last REAL NOT NULL,
     PRIMARY KEY (key, entity)
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    answer TEXT,
+    claimed REAL,
+    claimed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_created ON approvals (created);
 """
 
+_APPROVAL = "SELECT id, created, expires, status, request, answer, claimed, claimed_by FROM approvals"
 _USED = "SELECT COALESCE(SUM(amount), 0) FROM spend WHERE key = ? AND at > ? AND (expires IS NULL OR expires > ?)"
 
 
@@ -49,6 +62,7 @@ class SQLiteStore:
     def __init__(self, path: str | Path, timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._writes = 0
+        self._approval_adds = 0
         try:
             self._db = SQLiteFile(self.path, _SCHEMA, timeout_s)
         except (sqlite3.Error, OSError) as exc:
@@ -122,6 +136,65 @@ class SQLiteStore:
         )
         rows = self._run("recall", lambda: self._conn().execute(sql, (key, lo, now, lo, now)).fetchall())
         return [r[0] for r in rows]
+
+    def approval_add(self, row: ApprovalRow) -> None:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_add`."""
+
+        def go() -> None:
+            with self._write() as conn:
+                try:
+                    conn.execute("INSERT INTO approvals VALUES (?, ?, ?, ?, ?, ?, ?, ?)", astuple(row))
+                except sqlite3.IntegrityError:
+                    raise StoreError(f"approval {row.id!r} already exists") from None
+                self._approval_adds += 1
+                if self._approval_adds % 100 == 0:
+                    before = time.time() - APPROVAL_KEEP_CLAIMED_S
+                    conn.execute("DELETE FROM approvals WHERE claimed < ?", (before,))
+
+        self._run("add an approval", go)
+
+    def approval_get(self, approval_id: str) -> ApprovalRow | None:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_get`."""
+        found = self._run(
+            "read an approval", lambda: self._conn().execute(f"{_APPROVAL} WHERE id = ?", (approval_id,)).fetchone()
+        )
+        return None if found is None else ApprovalRow(*found)
+
+    def _change(
+        self, what: str, sql: str, args: tuple[object, ...], approval_id: str
+    ) -> tuple[bool, ApprovalRow | None]:
+        """Run a conditional UPDATE of one approval; the row is read in the same transaction."""
+
+        def go() -> tuple[bool, ApprovalRow | None]:
+            with self._write() as conn:
+                changed = conn.execute(sql, args).rowcount == 1
+                found = conn.execute(f"{_APPROVAL} WHERE id = ?", (approval_id,)).fetchone()
+            return changed, None if found is None else ApprovalRow(*found)
+
+        return self._run(what, go)
+
+    def approval_settle(
+        self, approval_id: str, status: str, answer: str | None, now: float
+    ) -> tuple[bool, ApprovalRow | None]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_settle`."""
+        check_settle_status(status)
+        fits = "? >= expires" if status == "expired" else "? < expires"
+        sql = f"UPDATE approvals SET status = ?, answer = ? WHERE id = ? AND status = 'pending' AND {fits}"
+        return self._change("settle an approval", sql, (status, answer, approval_id, now), approval_id)
+
+    def approval_claim(self, approval_id: str, now: float, by: str) -> tuple[bool, ApprovalRow | None]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_claim`."""
+        sql = (
+            "UPDATE approvals SET claimed = ?, claimed_by = ? WHERE id = ? AND status != 'pending' AND claimed IS NULL"
+        )
+        return self._change("claim an approval", sql, (now, by, approval_id), approval_id)
+
+    def approval_list(self, status: str | None = None, limit: int = 100) -> list[ApprovalRow]:
+        """See :meth:`fsa_guard.store.base.ApprovalStore.approval_list`."""
+        where, args = ("", ()) if status is None else (" WHERE status = ?", (status,))
+        sql = f"{_APPROVAL}{where} ORDER BY created DESC, id DESC LIMIT ?"
+        found = self._run("list approvals", lambda: self._conn().execute(sql, (*args, max(limit, 0))).fetchall())
+        return [ApprovalRow(*r) for r in found]
 
     def close(self) -> None:
         """Close every thread's connection."""

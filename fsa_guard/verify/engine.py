@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,20 @@ class Verdict:
             self.escalate = True
 
 
+def _override(v: Verdict, overridden: frozenset[str]) -> None:
+    """Lift a deny that only ``overridden`` norms raised. A norm whose condition failed is not lifted: the
+    person could not have known what it would have said."""
+    denying = [f for f in v.findings if f.effect == "deny"]
+    if all(f.source == "norm" and f.id in overridden and f.error is None for f in denying):
+        v.findings = [
+            replace(f, effect="info", message=f"{f.message.rstrip('.')} (overridden by a person's edit)")
+            if f.effect == "deny"
+            else f
+            for f in v.findings
+        ]
+        v.deny = False
+
+
 def _malformed(message: str) -> Verdict:
     v = Verdict()
     v.add(Finding("schema", "malformed-action", message, effect="deny"))
@@ -63,8 +77,13 @@ def verify(
     now: datetime,
     validator: ArgsValidator | None = None,
     store: Store | None = None,
+    overridden: frozenset[str] = frozenset(),
 ) -> Verdict:
-    """Verify ``action`` against ``spec``; never raises for bad input, it denies instead."""
+    """Verify ``action`` against ``spec``; never raises for bad input, it denies instead.
+
+    ``overridden``: ids of ``human_overridable`` deny norms a person chose to run the call past (an edit).
+    They still report, but deny only when another reason denies too.
+    """
     tool, args = action.tool, action.args
     if not isinstance(tool, str) or not tool:
         return _malformed(f"the action's tool must be a non-empty string, got {tool!r}")
@@ -107,6 +126,8 @@ def verify(
     revisions: dict[str, tuple[str, Any]] = {}
     for i, norm in enumerate(plan.norms):
         _check_norm(norm, env, v, revisions, _UNSET if batch is None else batch[i])
+    if overridden and v.deny:
+        _override(v, overridden)
     if revisions and not v.deny:
         v.revision = {**args}
         for arg, (_, value) in revisions.items():
