@@ -778,19 +778,40 @@ class Guard:
         except Exception as exc:
             return self._unusable(approval.id, exc, escalated)
         try:
-            return self._apply_approval(approval, escalated)
+            return self._apply_later(approval.action(), escalated, approval.answer, approval.id)
         except Exception as exc:  # claimed but not applicable: the call does not run
             return self._failed(escalated.proposed, exc)
 
-    def _apply_approval(self, approval: Approval, escalated: Decision) -> Decision:
+    def answer(self, decision: Decision, answer: Answer) -> Decision:
+        """Apply a person's answer to an ``escalate`` decision this guard returned, for integrations that ask
+        in their own way (a LangGraph interrupt, a chat button). The answered call is verified again, so an
+        edit cannot pass a hard deny. With an approval queue, the answer goes through it (once only).
+        Raises :class:`~fsa_guard.ApprovalError` for a decision that is not an escalation."""
+        if decision.outcome != "escalate":
+            raise ApprovalError(f"only an escalated decision can be answered; this one is {decision.outcome}")
+        if decision.approval_id is not None and isinstance(self.approver, ApprovalQueue):
+            try:
+                self.approver.answer(decision.approval_id, answer)
+            except Exception as exc:
+                return self._unusable(decision.approval_id, exc, decision)
+            return self.resume(decision.approval_id)
+        stamped = answer if answer.at else replace(answer, at=datetime.now(UTC))
+        try:
+            return self._apply_later(decision.action, decision, stamped, None)
+        except Exception as exc:
+            return self._failed(decision.proposed, exc)
+
+    def _apply_later(
+        self, current: Action, escalated: Decision, answer: Answer | None, approval_id: str | None
+    ) -> Decision:
+        """The decision once a person answered ``escalated`` (or nobody did, when ``answer`` is None)."""
         timer = _Timer()
-        current = approval.action()
         # the call runs now: verified and charged at this time, unless the caller pinned the action's time
         now = current.now or self._clock()
         if now.tzinfo is None:
             now = now.replace(tzinfo=self.spec.zone)
         findings = list(escalated.findings)
-        spend = _Spend(tokens=dict(escalated.tokens), approval_id=approval.id, answer=approval.answer)
+        spend = _Spend(tokens=dict(escalated.tokens), approval_id=approval_id, answer=answer)
         if escalated.spec_digest != self.spec.digest:
             findings.append(
                 Finding(
@@ -801,14 +822,14 @@ class Guard:
             )
         # verified again: the answer came later, maybe to another process, maybe under another spec
         verdict = self._verify(current, now)
-        if approval.answer is None:
+        if answer is None:
             outcome, current, reservations, verdict = self._timed_out(current, now, findings, verdict)
-        elif verdict.deny and approval.answer.choice != "edit":
+        elif verdict.deny and answer.choice != "edit":
             _merge(findings, verdict.findings)
             outcome, reservations = "deny", ()
         else:
             outcome, current, reservations, verdict = self._apply_answer(
-                True, approval.answer, current, now, findings, verdict
+                True, answer, current, now, findings, verdict
             )
         timer.lap("escalate")
         if outcome == "allow" and (

@@ -344,3 +344,24 @@ def test_the_linter_warns_when_silence_allows(tmp_path):
     path.write_text(SPEC + "escalation:\n  on_timeout: allow\n")
     warning = next(p for p in lint_spec(path) if p.code == "approval-fails-open")
     assert warning.severity == "warning" and warning.key == "escalation.on_timeout" and warning.line is not None
+
+
+def test_an_integration_answers_an_escalation_itself(tmp_path):
+    guard = guard_for(tmp_path, approver=None)
+    d = guard.decide(BIG)
+    assert d.outcome == "escalate" and d.approval_id is None
+    done = guard.answer(d, Answer("edit", args={**BIG.args, "amount": 700.0}, by="alice"))
+    assert done.outcome == "revise" and done.action.args["amount"] == 700.0 and done.answer.at is not None
+    assert guard.answer(d, Answer("edit", args={**BIG.args, "recipient": "rival-x"}, by="a")).outcome == "deny"
+    assert guard.answer(d, Answer("maybe", by="a")).outcome == "escalate"  # type: ignore[arg-type]
+    with pytest.raises(ApprovalError, match="only an escalated decision"):
+        guard.answer(done, Answer("approve"))
+
+
+def test_answering_a_queued_escalation_goes_through_the_queue_once(tmp_path):
+    guard = guard_for(tmp_path)
+    d = guard.decide(BIG)
+    assert guard.answer(d, Answer("approve", by="alice")).outcome == "allow"
+    assert guard.approver.get(d.approval_id).claimed_by == guard.identity
+    again = guard.answer(d, Answer("approve", by="bob"))
+    assert again.outcome == "deny" and "already answered" in again.explain()
