@@ -480,6 +480,12 @@ def approvals_show(approval_id: IdArg, store: StoreOpt, as_json: JsonOpt = False
 
 def _answer(store: str, audit: str | None, approval_id: str, answer: Answer, as_json: bool) -> None:
     queue = _queue(store)
+    sink = None
+    if audit:  # opened first: an answer that cannot be recorded is not given
+        try:
+            sink = open_audit(audit)
+        except AuditError as exc:
+            raise _fail_input(str(exc)) from None
     try:
         approval = queue.answer(approval_id, answer)
     except StoreError as exc:
@@ -489,7 +495,7 @@ def _answer(store: str, audit: str | None, approval_id: str, answer: Answer, as_
         err.print(f"[red]error:[/red] {esc(str(exc))}", markup=True)
         raise typer.Exit(EXIT_DENY if known else EXIT_INPUT) from None
     assert approval.answer is not None
-    if audit:
+    if sink is not None:
         record = {
             "kind": "answer",
             "time": datetime.now(UTC).isoformat(),
@@ -498,9 +504,11 @@ def _answer(store: str, audit: str | None, approval_id: str, answer: Answer, as_
             **approval.answer.to_dict(),
         }
         try:
-            open_audit(audit).write(record)
+            sink.write(record)
         except Exception as exc:
-            err.print(f"[red]error:[/red] answered, but not recorded in {esc(audit)}: {esc(str(exc))}", markup=True)
+            err.print(
+                f"[red]error:[/red] answered, but not recorded in {esc(str(audit))}: {esc(str(exc))}", markup=True
+            )
             raise typer.Exit(EXIT_DENY) from None
     _show_approval(approval, as_json, full=False)
 

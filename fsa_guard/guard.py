@@ -13,6 +13,7 @@ critic, ask a person); :meth:`Guard.decide` answers them synchronously and :meth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -20,7 +21,9 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -125,7 +128,11 @@ class EscalationPolicy:
         return cls(timeout=_seconds(e.timeout, 3600.0), on_timeout=e.on_timeout or "deny")
 
 
-_LATE = object()  # the reply to "ask" when the approver answered after the escalation timeout
+@dataclass(frozen=True, slots=True)
+class _Late:
+    """The reply to "ask" when the approver answered after ``escalation.timeout`` (or not at all)."""
+
+    answer: Any = None
 
 
 def _seconds(window: str | None, default: float) -> float:
@@ -188,6 +195,8 @@ class Guard:
         self.approver = approver
         self.escalation_settings = EscalationPolicy.of(spec)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"  # who used an approval, in the queue
+        self._answered: OrderedDict[int, Decision] = OrderedDict()  # escalations answered through answer()
+        self._answered_lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._validators: dict[str, ArgsValidator] = {}
         self.reservation_ttl = reservation_ttl
@@ -322,7 +331,7 @@ class Guard:
         """Finish a decision that waits in the :class:`ApprovalQueue`, in this process or any other: wait up
         to ``wait`` seconds for the answer, then apply it once (an edit is verified again; expiry follows
         ``escalation.on_timeout``). Still unanswered: the ``escalate`` decision again. An unknown approval,
-        or one already used, denies."""
+        or one already used, denies. Raises :class:`~fsa_guard.ApprovalError` when the guard has no queue."""
         queue = self._queue()
         try:
             approval = queue.wait(approval_id, wait) if wait > 0 else queue.get(approval_id)
@@ -356,7 +365,7 @@ class Guard:
             asked = time.monotonic()
             answer = self.approver.ask(payload)
             # a synchronous approver cannot be interrupted, but an answer after the timeout is not used
-            return True, _LATE if time.monotonic() - asked > self.escalation_settings.timeout else answer
+            return True, _Late(answer) if time.monotonic() - asked > self.escalation_settings.timeout else answer
         except Exception as exc:
             return False, exc
 
@@ -369,9 +378,12 @@ class Guard:
             if kind == "wait":
                 return True, await self._queue().async_wait(*payload)
             assert isinstance(self.approver, Approver)
-            return True, await asyncio.wait_for(self.approver.aask(payload), self.escalation_settings.timeout)
-        except TimeoutError:
-            return True, _LATE
+            window = asyncio.timeout(self.escalation_settings.timeout)
+            async with window:
+                return True, await self.approver.aask(payload)
+        except TimeoutError as exc:
+            # our timeout, or a TimeoutError of the approver's own (a webhook that timed out: a failure)
+            return (True, _Late()) if window.expired() else (False, exc)
         except Exception as exc:
             return False, exc
 
@@ -451,25 +463,26 @@ class Guard:
 
         reservations: tuple[str, ...] = ()
         if outcome == "allow":
-            outcome, reservations = self._reserve(verdict.charges, now, findings, approved=False)
+            outcome, reservations = self._reserve(verdict.charges, now, findings)
         if outcome == "escalate":
             if self._budgets_exceeded(verdict.charges, now, findings):
                 outcome = "deny"  # no one's yes could make it run, so no one is asked
             elif isinstance(self.approver, ApprovalQueue):
                 queued = self._submit(self.approver, current, proposed, findings, timer, spend, now)
                 seconds = self.approver.wait_default if wait is None else wait
-                if queued.approval_id is None or seconds <= 0:
+                if queued.outcome != "escalate" or queued.approval_id is None or seconds <= 0:
                     return queued
                 ok, approval = yield ("wait", (queued.approval_id, seconds))
                 return self._conclude(approval) if ok and not approval.pending else queued
             elif self.approver is not None:
                 pending = self._decision("escalate", current, proposed, findings, timer.timings, spend, at=now)
                 ok, answer = yield ("ask", pending)
+                given = answer.answer if isinstance(answer, _Late) else answer
+                if ok and isinstance(given, Answer):
+                    spend.answer = given if given.at else replace(given, at=datetime.now(UTC))
                 outcome, current, reservations, verdict = self._apply_answer(
-                    ok, answer, current, now, findings, verdict
+                    ok, answer, current, now, findings, tuple(pending.findings)
                 )
-                if isinstance(answer, Answer):
-                    spend.answer = answer if answer.at else replace(answer, at=datetime.now(UTC))
             timer.lap("escalate")
 
         if outcome == "allow" and (current.tool != proposed.tool or not _same_args(current.args, proposed.args)):
@@ -631,12 +644,17 @@ class Guard:
         return None if on_error == "allow" else on_error
 
     def _reserve(
-        self, charges: Sequence[tuple[CompiledBudget, float]], now: datetime, findings: list[Finding], approved: bool
+        self,
+        charges: Sequence[tuple[CompiledBudget, float]],
+        now: datetime,
+        findings: list[Finding],
+        approved: frozenset[str] = frozenset(),
     ) -> tuple[Outcome, tuple[str, ...]]:
         """Reserve every budget charge, all or nothing.
 
         Every budget is checked, so an exceeded ``on_exceed: deny`` budget denies whatever the order. A
-        person's approval lets a call past ``on_exceed: escalate`` budgets, never past ``deny`` ones.
+        person's approval lets a call past the ``on_exceed: escalate`` budgets it was given for (``approved``,
+        budget ids the person saw exceeded), never past ``deny`` ones.
         """
         taken: list[str] = []
         exceeded: list[Finding] = []
@@ -644,7 +662,7 @@ class Guard:
         try:
             for budget, amount in charges:
                 b = budget.budget
-                force = approved and b.on_exceed == "escalate"
+                force = b.id in approved and b.on_exceed == "escalate"
                 r = self.store.reserve(b.id, amount, b.limit, budget.window_s, ts, self.reservation_ttl, force)
                 if not r.ok:
                     exceeded.append(_budget_finding(budget, amount, r.used))
@@ -687,12 +705,16 @@ class Guard:
                 continue  # an unreleased reservation expires by itself after reservation_ttl
 
     def _apply_answer(
-        self, ok: bool, answer: Any, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
+        self, ok: bool, answer: Any, current: Action, now: datetime, findings: list[Finding], seen: Sequence[Finding]
     ) -> tuple[Outcome, Action, tuple[str, ...], Verdict]:
-        """Apply a person's answer (or its absence) to the escalated call ``current``. Returns the outcome, the
-        call that would run, its reservations, and the verification of that call."""
-        if ok and answer is _LATE:
-            return self._timed_out(current, now, findings, verdict)
+        """Apply a person's answer (or its absence) to the escalated call ``current``, whose findings the person
+        was shown (``seen``). Returns the outcome, the call that would run, its reservations, and the last
+        verification of that call."""
+        late = ok and isinstance(answer, _Late)
+        if late:
+            answer = answer.answer
+            if not (isinstance(answer, Answer) and answer.choice == "deny"):  # a late no still means no
+                return self._timed_out(current, now, findings, seen)
         valid = (
             ok
             and isinstance(answer, Answer)
@@ -704,43 +726,70 @@ class Guard:
             findings.append(
                 Finding("human", "approver-failed", f"No valid answer from the approver: {why}", "escalate")
             )
-            return "escalate", current, (), verdict
+            return "escalate", current, (), Verdict()
         note = f" ({answer.note})" if answer.note else ""
         if answer.choice == "deny":
             findings.append(Finding("human", "human-denied", f"Denied by {answer.by}{note}", effect="deny"))
-            return "deny", current, (), verdict
+            return "deny", current, (), Verdict()
         if answer.choice == "edit":
-            # the edited call is verified like any other: a hard deny still holds (unless the person may
-            # override it), revisions still apply
-            edited, rounds = current.with_args(dict(answer.args or {})), 0
-            while True:
-                verdict = self._verify(edited, now, self.spec.overridable)
-                _merge(findings, verdict.findings)
-                if verdict.deny:
-                    return "deny", edited, (), verdict
-                revision = verdict.revision
-                if revision is None or _same_args(revision, edited.args) or rounds >= self.spec.max_revisions:
-                    break
-                edited, rounds = edited.with_args(revision), rounds + 1
-            current = edited
-            findings.append(Finding("human", "human-edited", f"Edited and approved by {answer.by}{note}"))
-        else:
-            findings.append(Finding("human", "human-approved", f"Approved by {answer.by}{note}"))
-        outcome, reservations = self._reserve(verdict.charges, now, findings, approved=True)
-        return outcome, current, reservations, verdict
+            edited = current.with_args(dict(answer.args or {}))
+            why = f"Edited and approved by {answer.by}{note}"
+            return self._consent(edited, now, findings, seen, Finding("human", "human-edited", why), edited=True)
+        why = f"Approved by {answer.by}{note}"
+        return self._consent(current, now, findings, seen, Finding("human", "human-approved", why), edited=False)
+
+    def _consent(
+        self,
+        action: Action,
+        now: datetime,
+        findings: list[Finding],
+        seen: Sequence[Finding],
+        consent: Finding,
+        edited: bool,
+    ) -> tuple[Outcome, Action, tuple[str, ...], Verdict]:
+        """Run ``action`` past what the person consented to, and nothing more.
+
+        The call is verified again, as it is now (the answer may come much later, under another spec): a hard
+        deny still holds (a person's edit may pass ``human_overridable`` norms), revisions still apply, and a
+        reason to ask that the person was not shown asks again, unless the person wrote the call (an edit).
+        Budgets go past their limit only where the person saw them exceeded (``on_exceed: escalate``).
+        """
+        rounds = 0
+        while True:
+            verdict = self._verify(action, now, self.spec.overridable if edited else frozenset())
+            _merge(findings, verdict.findings)
+            if verdict.deny:
+                return "deny", action, (), verdict
+            revision = verdict.revision
+            if revision is None or _same_args(revision, action.args):
+                break
+            rounds += 1
+            if rounds > self.spec.max_revisions:
+                return self._revision_limit(findings), action, (), verdict
+            action = action.with_args(revision)
+        shown = {f.id for f in seen}
+        unseen = [f for f in verdict.findings if f.effect == "escalate" and f.id not in shown]
+        if unseen and not edited:
+            reasons = "; ".join(f.message.rstrip(".") for f in unseen)
+            message = f"Since the person was asked, there is more to ask about: {reasons}"
+            findings.append(Finding("guard", "changed-since-asked", message, "escalate"))
+            return "escalate", action, (), verdict
+        findings.append(consent)
+        approved = frozenset(f.id for f in seen if f.source == "budget")
+        outcome, reservations = self._reserve(verdict.charges, now, findings, approved)
+        return outcome, action, reservations, verdict
 
     def _timed_out(
-        self, current: Action, now: datetime, findings: list[Finding], verdict: Verdict
+        self, current: Action, now: datetime, findings: list[Finding], seen: Sequence[Finding]
     ) -> tuple[Outcome, Action, tuple[str, ...], Verdict]:
-        """Nobody answered within ``escalation.timeout``: ``on_timeout`` decides."""
+        """Nobody answered within ``escalation.timeout``: ``on_timeout`` decides (allow: as if approved)."""
         settings = self.escalation_settings
         waited = f"Nobody answered within {settings.timeout:g}s"
         if settings.on_timeout == "deny":
             findings.append(Finding("human", "approval-expired", f"{waited}, so the call is refused", "deny"))
-            return "deny", current, (), verdict
-        findings.append(Finding("human", "approval-expired", f"{waited}, and the spec allows calls then", "allow"))
-        outcome, reservations = self._reserve(verdict.charges, now, findings, approved=True)
-        return outcome, current, reservations, verdict
+            return "deny", current, (), Verdict()
+        consent = Finding("human", "approval-expired", f"{waited}, and the spec allows calls then", "allow")
+        return self._consent(current, now, findings, seen, consent, edited=False)
 
     def _submit(
         self,
@@ -765,6 +814,10 @@ class Guard:
         if self.audit is not None:
             pending = self._record(pending)
             timer.lap("record")
+            if pending.outcome != "escalate" and pending.approval_id is not None:
+                # the question was not recorded, so it must not be answerable either
+                with contextlib.suppress(Exception):
+                    queue.answer(pending.approval_id, Answer("deny", by="fsa_guard", note="not recorded"))
         timer.done()
         return pending
 
@@ -789,12 +842,22 @@ class Guard:
         Raises :class:`~fsa_guard.ApprovalError` for a decision that is not an escalation."""
         if decision.outcome != "escalate":
             raise ApprovalError(f"only an escalated decision can be answered; this one is {decision.outcome}")
-        if decision.approval_id is not None and isinstance(self.approver, ApprovalQueue):
+        if decision.approval_id is not None:
+            if not isinstance(self.approver, ApprovalQueue):
+                raise ApprovalError(
+                    f"this escalation waits in an approval queue ({decision.approval_id}): answer it there"
+                )
             try:
                 self.approver.answer(decision.approval_id, answer)
             except Exception as exc:
                 return self._unusable(decision.approval_id, exc, decision)
             return self.resume(decision.approval_id)
+        with self._answered_lock:  # once only, as through a queue
+            if id(decision) in self._answered:
+                return self._unusable("(in process)", ApprovalError("this escalation was already answered"), decision)
+            self._answered[id(decision)] = decision  # held, so its id is not reused while remembered
+            while len(self._answered) > 10_000:
+                self._answered.popitem(last=False)
         stamped = answer if answer.at else replace(answer, at=datetime.now(UTC))
         try:
             return self._apply_later(decision.action, decision, stamped, None)
@@ -820,17 +883,10 @@ class Guard:
                     "The spec changed since the person was asked; the call was verified again under the current one",
                 )
             )
-        # verified again: the answer came later, maybe to another process, maybe under another spec
-        verdict = self._verify(current, now)
-        if answer is None:
-            outcome, current, reservations, verdict = self._timed_out(current, now, findings, verdict)
-        elif verdict.deny and answer.choice != "edit":
-            _merge(findings, verdict.findings)
-            outcome, reservations = "deny", ()
-        else:
-            outcome, current, reservations, verdict = self._apply_answer(
-                True, answer, current, now, findings, verdict
-            )
+        # verified again in _consent: the answer came later, maybe to another process, maybe under another spec
+        outcome, current, reservations, verdict = self._apply_answer(
+            True, answer if answer is not None else _Late(), current, now, findings, escalated.findings
+        )
         timer.lap("escalate")
         if outcome == "allow" and (
             current.tool != escalated.proposed.tool or not _same_args(current.args, escalated.proposed.args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -76,8 +77,24 @@ class ConsoleApprover:
             return self._answer("deny", note=_CLOSED)
 
     async def aask(self, decision: Decision) -> Answer:
-        """Ask in a worker thread, so the event loop keeps running while the person thinks."""
-        return await asyncio.to_thread(self.ask, decision)
+        """Ask in a thread of its own, so the event loop keeps running while the person thinks.
+
+        A daemon thread, not the loop's executor: when the guard stops waiting (``escalation.timeout``), a
+        prompt still blocked on the terminal must not keep the program from exiting.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Answer] = loop.create_future()
+
+        def run() -> None:
+            try:
+                answer = self.ask(decision)
+            except BaseException as exc:  # handed to the awaiting task, which decides what it means
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, done, answer, None)
+
+        threading.Thread(target=run, name="fsa-guard-console-approver", daemon=True).start()
+        return await done
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -161,3 +178,13 @@ def _login_name() -> str:
         return getpass.getuser() or "console"
     except Exception:  # no login name in the environment (containers, services)
         return "console"
+
+
+def _settle(future: asyncio.Future[Answer], answer: Answer | None, exc: BaseException | None) -> None:
+    if future.done():  # the guard stopped waiting
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert answer is not None
+        future.set_result(answer)

@@ -24,6 +24,7 @@ from ..decision import Answer, Decision
 from ..errors import ApprovalError
 from ..store import open_store
 from ..store.base import ApprovalRow, ApprovalStore
+from ..verify.engine import not_json_like
 
 __all__ = ["Approval", "ApprovalQueue"]
 
@@ -119,6 +120,10 @@ class ApprovalQueue:
     def submit(self, decision: Decision, action: Action, timeout: float) -> Approval:
         """Queue the escalated ``decision`` of ``action`` (the call that would run); it expires after
         ``timeout`` seconds. The approval's id is set in the returned decision copy by the guard."""
+        try:  # the call must come back exactly as it was asked about: no repr strings for NaN or objects
+            json.dumps(dict(action.args), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ApprovalError(f"the call's args cannot be queued exactly as JSON: {exc}") from exc
         now = self._clock()
         request = {
             "decision": decision.to_dict(),
@@ -214,6 +219,10 @@ class ApprovalQueue:
             raise ApprovalError(f"an answer is approve, deny or edit, not {answer.choice!r}")
         if answer.choice == "edit" and not isinstance(answer.args, Mapping):
             raise ApprovalError("an edit needs the call's new args (a JSON object)")
+        if answer.args is not None:
+            bad = not_json_like(answer.args)
+            if bad is not None:
+                raise ApprovalError(f"the edited args must be JSON data: {bad}")
         stamped = Answer(
             answer.choice,
             dict(answer.args) if answer.args is not None else None,
@@ -221,9 +230,8 @@ class ApprovalQueue:
             answer.note,
             answer.at or datetime.now(UTC),
         )
-        ok, row = self.store.approval_settle(
-            approval_id, answer.choice, json.dumps(stamped.to_dict(), ensure_ascii=False), self._clock()
-        )
+        text = json.dumps(stamped.to_dict(), ensure_ascii=False, allow_nan=False)
+        ok, row = self.store.approval_settle(approval_id, answer.choice, text, self._clock())
         if ok and row is not None:
             return self._read(row)
         if row is None:

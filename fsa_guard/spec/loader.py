@@ -525,15 +525,27 @@ def _merge_critic(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> N
 
 
 def _merge_escalation(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> None:
-    """A later layer may shorten ``timeout`` and turn ``on_timeout`` from allow to deny, never the reverse: above
-    a baseline, silence means deny unless the baseline itself wrote allow."""
-    for key, value in layer.spec.escalation.model_dump(exclude_none=True).items():
+    """A later layer may only make silence safer. ``on_timeout`` may turn from allow to deny (above a
+    baseline, silence means deny unless the baseline itself wrote allow). The ``timeout`` may be shortened
+    while silence means deny, and only lengthened while it means allow (a short wait would then approve)."""
+    written = layer.spec.escalation.model_dump(exclude_none=True)
+    for key in ("on_timeout", "timeout"):  # on_timeout first: it decides which way the timeout may move
+        if key not in written:
+            continue
+        value = written[key]
         here = layer.source("escalation", key)
         earlier = out.sources.get(("escalation", key))
         current = out.escalation.get(key)
         if key == "timeout":
-            looser = current is not None and parse_window(value) > parse_window(current)
-            hint = "a later layer may only shorten the timeout"
+            silence_allows = out.escalation.get("on_timeout") == "allow"
+            shorter = current is not None and parse_window(value) < parse_window(current)
+            longer = current is not None and parse_window(value) > parse_window(current)
+            looser = shorter if silence_allows else longer
+            hint = (
+                "while on_timeout is allow, a later layer may only lengthen the timeout"
+                if silence_allows
+                else "a later layer may only shorten the timeout"
+            )
         else:
             floor = current if current is not None else ("deny" if out.files[:-1] else "allow")
             looser = value == "allow" and floor == "deny"

@@ -76,7 +76,7 @@ class Store(Protocol):
 APPROVAL_STATUSES = ("pending", "approve", "deny", "edit", "expired")
 
 
-APPROVAL_KEEP_CLAIMED_S = 30 * 86400.0  # approvals claimed longer ago than this are pruned
+APPROVAL_KEEP_CLAIMED_S = 30 * 86400.0  # approvals used, or expired unused, longer ago than this are pruned
 
 
 def check_settle_status(status: str) -> None:

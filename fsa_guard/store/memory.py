@@ -117,7 +117,8 @@ class MemoryStore:
             self._approval_adds += 1
             if self._approval_adds % 100 == 0:
                 before = time.time() - APPROVAL_KEEP_CLAIMED_S
-                for old in [r.id for r in self._approvals.values() if r.claimed is not None and r.claimed < before]:
+                stale = [r.id for r in self._approvals.values() if (r.claimed or r.expires) < before]
+                for old in stale:  # used a month ago, or expired a month ago and never used
                     del self._approvals[old]
 
     def approval_get(self, approval_id: str) -> ApprovalRow | None:

@@ -149,7 +149,8 @@ class SQLiteStore:
                 self._approval_adds += 1
                 if self._approval_adds % 100 == 0:
                     before = time.time() - APPROVAL_KEEP_CLAIMED_S
-                    conn.execute("DELETE FROM approvals WHERE claimed < ?", (before,))
+                    # used a month ago, or expired a month ago and never used (Redis expires them likewise)
+                    conn.execute("DELETE FROM approvals WHERE claimed < ? OR expires < ?", (before, before))
 
         self._run("add an approval", go)
 

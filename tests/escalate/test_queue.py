@@ -352,8 +352,11 @@ def test_an_integration_answers_an_escalation_itself(tmp_path):
     assert d.outcome == "escalate" and d.approval_id is None
     done = guard.answer(d, Answer("edit", args={**BIG.args, "amount": 700.0}, by="alice"))
     assert done.outcome == "revise" and done.action.args["amount"] == 700.0 and done.answer.at is not None
-    assert guard.answer(d, Answer("edit", args={**BIG.args, "recipient": "rival-x"}, by="a")).outcome == "deny"
-    assert guard.answer(d, Answer("maybe", by="a")).outcome == "escalate"  # type: ignore[arg-type]
+    again = guard.answer(d, Answer("approve", by="bob"))  # once only, as through a queue
+    assert again.outcome == "deny" and "already answered" in again.explain()
+    rival = Answer("edit", args={**BIG.args, "recipient": "rival-x"}, by="a")
+    assert guard.answer(guard.decide(BIG), rival).outcome == "deny"
+    assert guard.answer(guard.decide(BIG), Answer("maybe", by="a")).outcome == "escalate"  # type: ignore[arg-type]
     with pytest.raises(ApprovalError, match="only an escalated decision"):
         guard.answer(done, Answer("approve"))
 
@@ -365,3 +368,138 @@ def test_answering_a_queued_escalation_goes_through_the_queue_once(tmp_path):
     assert guard.approver.get(d.approval_id).claimed_by == guard.identity
     again = guard.answer(d, Answer("approve", by="bob"))
     assert again.outcome == "deny" and "already answered" in again.explain()
+
+
+def test_under_on_timeout_allow_a_later_layer_may_not_shorten_the_wait(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("fsa_guard: 1\nid: base\nescalation:\n  timeout: 10m\n  on_timeout: allow\n")
+    person = tmp_path / "person.yaml"
+    person.write_text("fsa_guard: 1\nid: me\nextends: [base.yaml]\nescalation:\n  timeout: 1s\n")
+    with pytest.raises(SpecError, match="only lengthen"):
+        load_spec(person)
+    person.write_text("fsa_guard: 1\nid: me\nextends: [base.yaml]\nescalation:\n  timeout: 1s\n  on_timeout: deny\n")
+    assert load_spec(person).escalation.timeout == "1s"  # silence now refuses, so a short wait is safe
+
+
+# -- what a later answer may and may not do -----------------------------------------------------------------
+
+REDACT = """  - id: memo-redacted
+    tools: [send_money]
+    when: action.args.memo.contains("ssn")
+    effect: revise
+    revise: {memo: '"[redacted]"'}
+"""
+
+
+def stricter_guard(tmp_path: Path, extra_norms: str, extra: str = "") -> Guard:
+    path = tmp_path / "later.yaml"
+    path.write_text(SPEC.replace("norms:\n", "norms:\n" + extra_norms, 1) + extra)
+    url = f"sqlite:///{tmp_path}/state.db"
+    return Guard(load_spec(path), store=url, approver=ApprovalQueue(url))
+
+
+def test_silence_that_allows_still_cannot_pass_a_deny_of_the_current_spec(tmp_path):
+    guard = guard_for(tmp_path, "escalation:\n  timeout: 0.1s\n  on_timeout: allow\n")
+    d = guard.decide(BIG)
+    time.sleep(0.15)
+    deny = "  - id: no-landlord\n    tools: [send_money]\n    when: action.args.recipient == 'landlord'\n"
+    later = stricter_guard(tmp_path, deny + "    effect: deny\n", "escalation:\n  on_timeout: allow\n")
+    done = later.resume(d.approval_id)
+    assert done.outcome == "deny" and "no-landlord" in done.finding_ids()
+
+
+def test_an_approval_applied_later_still_gets_the_revisions_of_the_current_spec(tmp_path):
+    guard = guard_for(tmp_path)
+    d = guard.decide(BIG.with_args({**BIG.args, "memo": "ssn 123-45-6789"}))
+    guard.approver.approve(d.approval_id, by="alice")
+    done = stricter_guard(tmp_path, REDACT).resume(d.approval_id)
+    assert done.outcome == "revise" and done.action.args["memo"] == "[redacted]"
+    assert "memo-redacted" in done.finding_ids()
+
+
+def test_a_new_reason_to_ask_asks_again(tmp_path):
+    guard = guard_for(tmp_path)
+    d = guard.decide(BIG)
+    guard.approver.approve(d.approval_id, by="alice")
+    ask = "  - id: landlord-asks\n    tools: [send_money]\n    when: action.args.recipient == 'landlord'\n"
+    done = stricter_guard(tmp_path, ask + "    effect: escalate\n").resume(d.approval_id)
+    assert done.outcome == "escalate" and done.finding_ids()[-1] == "changed-since-asked"
+    assert "landlord-asks" in done.finding_ids()
+
+
+def test_an_approval_does_not_overspend_a_budget_the_person_never_saw_exceeded(tmp_path):
+    guard = guard_for(tmp_path)
+    d = guard.decide(BIG)
+    assert "daily-money" not in d.finding_ids()  # it fitted when the person was asked
+    for _ in range(3):  # meanwhile, other calls use the day's money up
+        small = guard.decide(BIG.with_args({**BIG.args, "amount": 400.0}))
+        assert small.outcome == "allow"
+        guard.report(small, ok=True)
+    guard.approver.approve(d.approval_id, by="alice")
+    done = guard.resume(d.approval_id)
+    assert done.outcome == "escalate" and "daily-money" in done.finding_ids() and not done.reservations
+    # a budget the person saw exceeded is what the yes was for
+    d = guard.decide(BIG)
+    assert "daily-money" in d.finding_ids()
+    guard.approver.approve(d.approval_id, by="alice")
+    assert guard.resume(d.approval_id).outcome == "allow"
+
+
+def test_an_escalation_that_could_not_be_recorded_cannot_be_answered_later(tmp_path):
+    class FailingAudit(MemoryAuditSink):
+        def write(self, record):  # type: ignore[no-untyped-def]
+            raise OSError("disk full")
+
+    guard = guard_for(tmp_path)
+    guard.audit = FailingAudit()
+    d = guard.decide(BIG, wait=1)
+    assert d.outcome == "deny" and "audit-unavailable" in d.finding_ids()
+    approval = guard.approver.get(d.approval_id)
+    assert approval.status == "deny" and approval.answer.by == "fsa_guard"
+
+
+def test_a_late_no_is_still_no_and_an_approvers_own_timeout_is_a_failure(tmp_path):
+    def late_no(decision):
+        time.sleep(0.2)
+        return Answer("deny", by="slow")
+
+    allow_on_silence = "escalation:\n  timeout: 0.1s\n  on_timeout: allow\n"
+    d = guard_for(tmp_path, allow_on_silence, approver=CallbackApprover(late_no)).decide(BIG)
+    assert d.outcome == "deny" and "human-denied" in d.finding_ids() and d.answer.by == "slow"
+
+    async def webhook_timed_out(decision):
+        raise TimeoutError("the approval webhook timed out")
+
+    guard = guard_for(tmp_path, allow_on_silence.replace("0.1s", "10s"), approver=CallbackApprover(webhook_timed_out))
+    d = asyncio.run(guard.adecide(BIG))
+    assert d.outcome == "escalate" and d.finding_ids()[-1] == "approver-failed"
+
+
+def test_only_json_goes_through_the_queue(tmp_path):
+    from decimal import Decimal
+
+    guard = guard_for(tmp_path)
+    d = guard.decide(BIG)
+    with pytest.raises(ApprovalError, match="JSON"):
+        guard.approver.edit(d.approval_id, {**BIG.args, "amount": Decimal("20")}, by="alice")
+    assert guard.approver.get(d.approval_id).pending
+    nan = guard.decide(BIG.with_args({**BIG.args, "amount": float("inf")}))
+    assert nan.outcome in ("deny", "escalate") and nan.approval_id is None
+
+
+def test_an_edit_still_being_revised_after_the_limit_escalates(tmp_path):
+    guard = guard_for(tmp_path, "defaults:\n  max_revisions: 0\n")
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.replace("norms:\n", "norms:\n" + REDACT, 1) + "defaults:\n  max_revisions: 0\n")
+    guard = Guard(load_spec(path), approver=ApprovalQueue("memory://"))
+    d = guard.decide(BIG)
+    guard.approver.edit(d.approval_id, {**BIG.args, "memo": "ssn 1"}, by="alice")
+    done = guard.resume(d.approval_id)
+    assert done.outcome == "escalate" and "revision-limit" in done.finding_ids()
+
+
+def test_a_queued_escalation_is_answered_through_its_queue_only(tmp_path):
+    d = guard_for(tmp_path).decide(BIG)
+    plain = guard_for(tmp_path, approver=None)
+    with pytest.raises(ApprovalError, match="answer it there"):
+        plain.answer(d, Answer("approve", by="x"))

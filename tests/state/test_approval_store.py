@@ -203,19 +203,23 @@ def test_racing_claims_one_wins(make: Make) -> None:
 
 
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/state.db"])
-def test_approvals_claimed_a_month_ago_are_pruned(url: str, tmp_path: Path) -> None:
-    """Every 100th add prunes them (Redis expires them instead, see below)."""
+def test_approvals_used_or_expired_a_month_ago_are_pruned(url: str, tmp_path: Path) -> None:
+    """Every 100th add prunes them (Redis expires them instead, see below); pending ones are kept."""
     store = open_store(url.format(tmp=tmp_path))
     assert isinstance(store, ApprovalStore)
     now = time.time()
-    for i, claimed in enumerate([now - 31 * 86400, now - 29 * 86400]):
-        store.approval_add(_row(f"c{i}", T, T + 60))
-        store.approval_settle(f"c{i}", "deny", None, T)
+    month = 30 * 86400
+    for i, claimed in enumerate([now - month - 86400, now - month + 86400]):
+        store.approval_add(_row(f"c{i}", now - 2 * month, now))
+        store.approval_settle(f"c{i}", "deny", None, now - 2 * month)
         store.approval_claim(f"c{i}", claimed, "g")
-    for i in range(98):
-        store.approval_add(_row(f"p{i}"))
-    assert store.approval_get("c0") is None and store.approval_get("c1") is not None
-    assert len(store.approval_list(limit=1000)) == 99
+    store.approval_add(_row("expired-unused", now - 2 * month, now - month - 1))
+    store.approval_add(_row("expired-lately", now - 2 * month, now - month + 60))
+    for i in range(96):
+        store.approval_add(_row(f"p{i}", now, now + 60))
+    kept = {r.id for r in store.approval_list(limit=1000)}
+    assert "c0" not in kept and "expired-unused" not in kept
+    assert {"c1", "expired-lately"} <= kept and len(kept) == 98
     store.close()
 
 
