@@ -6,17 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+# The core with its test tools, and the LangChain integration (integrations/langchain) with langchain-openai,
+# in one resolve so that the integration's fsa-guard requirement is met by this checkout.
+$(STAMP): pyproject.toml integrations/langchain/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'integrations/langchain[openai]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fsa-guard demo
 
 test: $(STAMP)
-	$(BIN)/ruff check fsa_guard tests bench
+	$(BIN)/ruff check fsa_guard tests bench integrations/langchain
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -32,7 +32,7 @@ from .errors import (
 from .escalate.base import Answer, Approver, CallbackApprover
 from .escalate.console import ConsoleApprover
 from .escalate.queue import Approval, ApprovalQueue
-from .guard import STAGES, CriticPolicy, EscalationPolicy, Guard, Session
+from .guard import STAGES, CriticPolicy, EscalationPolicy, Guard, Session, current_session
 from .spec.compiled import CompiledSpec, check_spec, load_spec
 from .spec.lint import lint_spec
 from .store import open_store
@@ -101,6 +101,7 @@ __all__ = [
     "__version__",
     "check_spec",
     "check_verdict",
+    "current_session",
     "lint_spec",
     "load_spec",
     "open_audit",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +24,19 @@ class SQLiteFile:
         self._connections: list[sqlite3.Connection] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(schema)
+        # Switching to WAL and creating the tables take the file's locks; when several processes open a new
+        # file at once SQLite may answer "database is locked" at once, without waiting its busy timeout.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(schema)
+                break
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection, in autocommit mode: transactions are begun explicitly."""

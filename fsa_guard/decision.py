@@ -118,6 +118,7 @@ class Decision:
     approval_id: str | None = None  # the approval a person answers (or answered), with a queue
     answer: Answer | None = None  # the person's answer, when one decided this
     at: datetime | None = None  # the time the decision was made for (the action's ``now``)
+    decided_at: datetime | None = None  # when the guard decided (wall clock, UTC)
     remember: tuple[tuple[str, str], ...] = ()  # what the store notes when the call is reported as run
     record_id: str | None = None  # the audit record's id (``stream:seq``), when an audit sink wrote one
 
@@ -176,6 +177,7 @@ class Decision:
             approval_id=data.get("approval_id"),
             answer=Answer.from_dict(answer) if isinstance(answer, Mapping) else None,
             at=datetime.fromisoformat(now) if isinstance(now, str) else None,
+            decided_at=datetime.fromisoformat(decided) if isinstance(decided := data.get("decided_at"), str) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +196,7 @@ class Decision:
             "approval_id": self.approval_id,
             "answer": self.answer.to_dict() if self.answer is not None else None,
             "now": self.at.isoformat() if self.at is not None else None,
+            "decided_at": self.decided_at.isoformat() if self.decided_at is not None else None,
             "value_titles": dict(self.value_titles),
         }
 

@@ -46,7 +46,7 @@ from .store.base import Store
 from .verify.engine import Verdict, not_json_like, verify
 from .verify.schema import ArgsValidator, schema_from_signature
 
-__all__ = ["STAGES", "CriticPolicy", "EscalationPolicy", "Guard", "Session"]
+__all__ = ["STAGES", "CriticPolicy", "EscalationPolicy", "Guard", "Session", "current_session"]
 
 #: The pipeline's stages, in order; ``Decision.timings`` uses these names (plus ``total``).
 STAGES = ("verify", "critique", "revise", "escalate", "record")
@@ -69,6 +69,11 @@ class Session:
 
 
 _SESSION: contextvars.ContextVar[Session | None] = contextvars.ContextVar("fsa_guard_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The ``guard.session()`` the running code is inside of (this thread or task), or None."""
+    return _SESSION.get()
 
 
 class _SessionScope:
@@ -840,6 +845,13 @@ class Guard:
         in their own way (a LangGraph interrupt, a chat button). The answered call is verified again, so an
         edit cannot pass a hard deny. With an approval queue, the answer goes through it (once only).
         Raises :class:`~fsa_guard.ApprovalError` for a decision that is not an escalation."""
+        return self._answer_escalation(decision, answer)
+
+    async def aanswer(self, decision: Decision, answer: Answer) -> Decision:
+        """:meth:`answer`, with its store and audit I/O off the event loop."""
+        return await asyncio.to_thread(self._answer_escalation, decision, answer)
+
+    def _answer_escalation(self, decision: Decision, answer: Answer) -> Decision:
         if decision.outcome != "escalate":
             raise ApprovalError(f"only an escalated decision can be answered; this one is {decision.outcome}")
         if decision.approval_id is not None:
@@ -848,10 +860,10 @@ class Guard:
                     f"this escalation waits in an approval queue ({decision.approval_id}): answer it there"
                 )
             try:
-                self.approver.answer(decision.approval_id, answer)
+                approval = self.approver.answer(decision.approval_id, answer)
             except Exception as exc:
                 return self._unusable(decision.approval_id, exc, decision)
-            return self.resume(decision.approval_id)
+            return self._conclude(approval)
         with self._answered_lock:  # once only, as through a queue
             if id(decision) in self._answered:
                 return self._unusable("(in process)", ApprovalError("this escalation was already answered"), decision)
@@ -859,22 +871,25 @@ class Guard:
             while len(self._answered) > 10_000:
                 self._answered.popitem(last=False)
         stamped = answer if answer.at else replace(answer, at=datetime.now(UTC))
+        asked = decision.decided_at
+        late = asked is not None and (datetime.now(UTC) - asked).total_seconds() > self.escalation_settings.timeout
         try:
-            return self._apply_later(decision.action, decision, stamped, None)
+            return self._apply_later(decision.action, decision, _Late(stamped) if late else stamped, None)
         except Exception as exc:
             return self._failed(decision.proposed, exc)
 
     def _apply_later(
-        self, current: Action, escalated: Decision, answer: Answer | None, approval_id: str | None
+        self, current: Action, escalated: Decision, answer: Answer | _Late | None, approval_id: str | None
     ) -> Decision:
-        """The decision once a person answered ``escalated`` (or nobody did, when ``answer`` is None)."""
+        """The decision once a person answered ``escalated`` (or nobody did in time: None, or ``_Late``)."""
         timer = _Timer()
         # the call runs now: verified and charged at this time, unless the caller pinned the action's time
         now = current.now or self._clock()
         if now.tzinfo is None:
             now = now.replace(tzinfo=self.spec.zone)
         findings = list(escalated.findings)
-        spend = _Spend(tokens=dict(escalated.tokens), approval_id=approval_id, answer=answer)
+        given = answer.answer if isinstance(answer, _Late) else answer
+        spend = _Spend(tokens=dict(escalated.tokens), approval_id=approval_id, answer=given)
         if escalated.spec_digest != self.spec.digest:
             findings.append(
                 Finding(
@@ -948,6 +963,7 @@ class Guard:
             approval_id=spend.approval_id,
             answer=spend.answer,
             value_titles={v: self.spec.titles[v] for v in cited if v in self.spec.titles},
+            decided_at=datetime.now(UTC),
             reservations=reservations,
             at=at,
             remember=remember,
@@ -1067,11 +1083,11 @@ def _merge(findings: list[Finding], new: Sequence[Finding]) -> None:
 
 def _budget_finding(budget: CompiledBudget, amount: float, used: float) -> Finding:
     b = budget.budget
+    what = (b.description or f"Budget {b.id!r}").rstrip(".")
     return Finding(
         "budget",
         b.id,
-        f"{b.description or 'Budget ' + repr(b.id)}: {used:g} used of {b.limit:g} per {b.window}; this call "
-        f"needs {amount:g}",
+        f"{what}: {used:g} used of {b.limit:g} per {b.window}; this call needs {amount:g}",
         effect=b.on_exceed,
         values=tuple(b.serves),
     )

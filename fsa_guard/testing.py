@@ -10,6 +10,7 @@ a scripted approver, and a capture of every decision a guard makes.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -81,23 +82,34 @@ class ScriptedApprover:
 
 @contextlib.contextmanager
 def capture_decisions(guard: Guard) -> Iterator[list[Decision]]:
-    """Collect every decision ``guard`` returns inside the ``with`` block (sync and async)."""
+    """Collect every decision ``guard`` returns inside the ``with`` block: from ``decide``, ``answer`` and
+    ``resume``, sync and async."""
     captured: list[Decision] = []
-    original_decide, original_adecide = guard.decide, guard.adecide
+    names = ("decide", "adecide", "answer", "aanswer", "resume", "aresume")
+    originals = {name: getattr(guard, name) for name in names}
 
-    def decide(action: Any, *, wait: float | None = None) -> Decision:
-        d = original_decide(action, wait=wait)
-        captured.append(d)
-        return d
+    def capture(name: str) -> Any:
+        original = originals[name]
+        if inspect.iscoroutinefunction(original):
 
-    async def adecide(action: Any, *, wait: float | None = None) -> Decision:
-        d = await original_adecide(action, wait=wait)
-        captured.append(d)
-        return d
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Decision:
+                d: Decision = await original(*args, **kwargs)
+                captured.append(d)
+                return d
 
-    guard.decide = decide  # type: ignore[method-assign]
-    guard.adecide = adecide  # type: ignore[method-assign]
+            return async_wrapper
+
+        def wrapper(*args: Any, **kwargs: Any) -> Decision:
+            d: Decision = original(*args, **kwargs)
+            captured.append(d)
+            return d
+
+        return wrapper
+
+    for name in names:
+        setattr(guard, name, capture(name))
     try:
         yield captured
     finally:
-        del guard.decide, guard.adecide
+        for name in names:
+            delattr(guard, name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from fsa_guard import (
     ApprovalError,
     ApprovalQueue,
     CallbackApprover,
+    Decision,
     Guard,
     MemoryAuditSink,
     SpecError,
@@ -503,3 +505,41 @@ def test_a_queued_escalation_is_answered_through_its_queue_only(tmp_path):
     plain = guard_for(tmp_path, approver=None)
     with pytest.raises(ApprovalError, match="answer it there"):
         plain.answer(d, Answer("approve", by="x"))
+
+
+def test_an_answer_given_after_the_timeout_follows_on_timeout(tmp_path):
+    from dataclasses import replace as copy
+
+    guard = guard_for(tmp_path, "escalation:\n  timeout: 10m\n", approver=None)
+    d = guard.decide(BIG)
+    assert d.decided_at is not None and Decision.from_dict(d.to_dict()).decided_at == d.decided_at
+    old = copy(d, decided_at=d.decided_at - timedelta(minutes=11))
+    done = guard.answer(old, Answer("approve", by="alice"))
+    assert done.outcome == "deny" and done.finding_ids()[-1] == "approval-expired"
+    late_no = guard.answer(copy(guard.decide(BIG), decided_at=old.decided_at), Answer("deny", by="alice"))
+    assert late_no.outcome == "deny" and late_no.answer.by == "alice"
+
+
+def test_aanswer_and_capturing_every_decision(tmp_path):
+    from fsa_guard.testing import capture_decisions
+
+    guard = guard_for(tmp_path)
+    with capture_decisions(guard) as seen:
+        d = guard.decide(BIG)
+        done = asyncio.run(guard.aanswer(d, Answer("approve", by="alice")))
+        assert done.outcome == "allow"
+        d2 = asyncio.run(guard.adecide(BIG))
+        guard.approver.deny(d2.approval_id, by="bob")
+        assert guard.resume(d2.approval_id).outcome == "deny"
+    assert [x.outcome for x in seen] == ["escalate", "allow", "escalate", "deny"]
+    assert guard.decide.__func__ is Guard.decide  # type: ignore[attr-defined]
+
+
+def test_current_session_is_public():
+    from fsa_guard import current_session
+
+    guard = guard_for(Path(tempfile.mkdtemp()), approver=None)
+    assert current_session() is None
+    with guard.session(request="pay the rent") as s:
+        assert current_session() is s and s.request == "pay the rent"
+    assert current_session() is None
