@@ -6,19 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-# The core with its test tools, and the LangChain integration (integrations/langchain) with langchain-openai,
-# in one resolve so that the integration's fsa-guard requirement is met by this checkout.
-$(STAMP): pyproject.toml integrations/langchain/pyproject.toml
+# The core with its test tools, the LangChain integration (with langchain-openai) and the OpenAI integration
+# (with the Agents SDK), in one resolve so that the integrations' fsa-guard requirement is met by this checkout.
+$(STAMP): pyproject.toml integrations/langchain/pyproject.toml integrations/openai/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'integrations/langchain[openai]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'integrations/langchain[openai]' -e 'integrations/openai[agents]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fsa-guard demo
 
 test: $(STAMP)
-	$(BIN)/ruff check fsa_guard tests bench integrations/langchain
+	$(BIN)/ruff check fsa_guard tests bench integrations/langchain integrations/openai
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -70,10 +70,33 @@ class Action:
         """A copy of this action with other args (and optionally another tool)."""
         return replace(self, args=dict(args), tool=tool or self.tool)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The call part of the action (tool and args), JSON-ready even when the action is malformed."""
+    def to_dict(self, full: bool = False) -> dict[str, Any]:
+        """The call part of the action (tool and args), JSON-ready even when the action is malformed; with
+        ``full``, also its request, history, context, pinned ``now`` and id, for :meth:`from_dict`."""
         args = self.args if isinstance(self.args, Mapping) else {"<malformed>": self.args}
-        return {"tool": jsonable(self.tool), "args": jsonable(args)}
+        out: dict[str, Any] = {"tool": jsonable(self.tool), "args": jsonable(args)}
+        if full:
+            calls = (Call.coerce(h) for h in self.history)
+            out["request"] = jsonable(self.request)
+            out["history"] = [jsonable({"tool": c.tool, "args": c.args, "output": c.output}) for c in calls]
+            out["context"] = jsonable(dict(self.context))
+            out["now"] = self.now.isoformat() if isinstance(self.now, datetime) else None
+            out["id"] = self.id
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Action:
+        """Read back what :meth:`to_dict` wrote (values that were not JSON come back as their text)."""
+        now = data.get("now")
+        return cls(
+            tool=str(data.get("tool", "")),
+            args=dict(data.get("args") or {}),
+            request=str(data.get("request") or ""),
+            history=tuple(Call.coerce(c) for c in data.get("history") or ()),
+            context=dict(data.get("context") or {}),
+            now=datetime.fromisoformat(now) if isinstance(now, str) else None,
+            id=data.get("id"),
+        )
 
 
 def jsonable(value: Any) -> Any:

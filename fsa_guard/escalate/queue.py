@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..action import Action, Call, jsonable
+from ..action import Action
 from ..decision import Answer, Decision
 from ..errors import ApprovalError
 from ..store import open_store
@@ -63,16 +63,7 @@ class Approval:
     def action(self) -> Action:
         """The call that waits, with its request, history and context (and ``now`` when the caller pinned it)."""
         raw = self._request.get("action", {}) if self._request else {}
-        now = raw.get("now")
-        return Action(
-            tool=str(raw.get("tool", self.tool)),
-            args=dict(raw.get("args") or {}),
-            request=str(raw.get("request") or ""),
-            history=tuple(Call.coerce(c) for c in raw.get("history") or ()),
-            context=dict(raw.get("context") or {}),
-            now=datetime.fromisoformat(now) if isinstance(now, str) else None,
-            id=raw.get("id"),
-        )
+        return Action.from_dict({"tool": self.tool, **raw})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``fsa-guard approvals show --json`` prints)."""
@@ -125,20 +116,7 @@ class ApprovalQueue:
         except (TypeError, ValueError) as exc:
             raise ApprovalError(f"the call's args cannot be queued exactly as JSON: {exc}") from exc
         now = self._clock()
-        request = {
-            "decision": decision.to_dict(),
-            "action": {
-                **action.to_dict(),
-                "request": action.request,
-                "history": [
-                    jsonable({"tool": c.tool, "args": c.args, "output": c.output})
-                    for c in (Call.coerce(h) for h in action.history)
-                ],
-                "context": jsonable(dict(action.context)),
-                "now": action.now.isoformat() if isinstance(action.now, datetime) else None,  # only when pinned
-                "id": action.id,
-            },
-        }
+        request = {"decision": decision.to_dict(), "action": action.to_dict(full=True)}  # ``now`` only when pinned
         for _ in range(3):  # a taken id is astronomically rare; try another
             approval_id = "ap_" + secrets.token_hex(8)
             request["decision"]["approval_id"] = approval_id
