@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-# The core with its test tools, the LangChain integration (with langchain-openai) and the OpenAI integration
+# The core with its test tools and AgentDojo (for `fsa-guard eval agentdojo`), the LangChain integration (with langchain-openai) and the OpenAI integration
 # (with the Agents SDK), in one resolve so that the integrations' fsa-guard requirement is met by this checkout.
 $(STAMP): pyproject.toml integrations/langchain/pyproject.toml integrations/openai/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'integrations/langchain[openai]' -e 'integrations/openai[agents]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,agentdojo]' -e 'integrations/langchain[openai]' -e 'integrations/openai[agents]'
 	touch $(STAMP)
 
 demo: $(STAMP)

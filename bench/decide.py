@@ -4,7 +4,7 @@
 
 Cases:
 - reference: the layered example spec (policies/enterprise-baseline.yaml + policies/examples/alice.yaml)
-  over the labelled actions of both policies' tests (bench/reference_actions.json), round robin;
+  over the labelled actions of both policies (their scenario files under policies/), round robin;
 - synthetic N norms over 100 tools: ``own`` decides a tool that always has the same 5 norms while the
   norms for the other 100 tools grow (must stay flat); ``spread`` decides a tool holding N/100 of them;
 - history-heavy: ~30 norms that look things up in 20 earlier calls, as a spec written from a company's
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fsa_guard import Action, Guard  # noqa: E402
+from fsa_guard.evaluate import load_scenarios  # noqa: E402
 from fsa_guard.store.memory import MemoryStore  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -78,20 +80,17 @@ def cycle(guard: Guard, actions: Sequence[Action]) -> Callable[[], object]:
 def reference_case(n: int) -> dict[str, object] | None:
     base = ROOT / "policies" / "enterprise-baseline.yaml"
     person = ROOT / "policies" / "examples" / "alice.yaml"
-    actions_file = ROOT / "bench" / "reference_actions.json"
-    if not (base.exists() and person.exists() and actions_file.exists()):
+    scenario_files = [
+        ROOT / "policies" / "scenarios" / "enterprise-baseline.jsonl",
+        ROOT / "policies" / "examples" / "scenarios" / "alice.jsonl",
+    ]
+    if not (base.exists() and person.exists() and all(f.exists() for f in scenario_files)):
         return None
     guard = Guard.from_files(person, store=_NoBudgetStore())
     actions = [
-        Action(
-            a["tool"],
-            a.get("args", {}),
-            a.get("request", ""),
-            a.get("history", ()),
-            a.get("context", {}),
-            datetime.fromisoformat(a["now"]) if a.get("now") else NOW,
-        )
-        for a in json.loads(actions_file.read_text())
+        s.action if s.action.now is not None else replace(s.action, now=NOW)
+        for f in scenario_files
+        for s in load_scenarios(f)
     ]
     overall: dict[str, object] = dict(measure(cycle(guard, actions), n))
     by_tool: dict[str, list[Action]] = {}

@@ -6,6 +6,7 @@
      ├── AuditError         an audit record could not be written (the guard turns this into a deny)
      ├── CriticError        the critic failed or its verdict could not be verified
      ├── ApprovalError      an approver failed
+     ├── ScenarioError      a file of labelled scenarios could not be read (file, line, key)
      └── Denied             raised by ``@guard.tool`` when the decision is not allow/revise
           └── EscalationRequired   the decision is ``escalate`` and no approver answered
 
@@ -31,6 +32,7 @@ __all__ = [
     "EscalationRequired",
     "FSAGuardError",
     "Problem",
+    "ScenarioError",
     "SpecError",
     "StoreError",
     "did_you_mean",
@@ -111,6 +113,15 @@ class CriticError(FSAGuardError):
 class ApprovalError(FSAGuardError):
     """An approval cannot be answered or used as asked: unknown id, already answered, expired, already used,
     or an answer that is not one of approve / deny / edit."""
+
+
+class ScenarioError(FSAGuardError):
+    """A scenario file (``fsa-guard eval``) could not be read: ``file``, ``line`` and ``key`` say where."""
+
+    def __init__(self, file: str, line: int | None, key: str, message: str) -> None:
+        self.file, self.line, self.key = file, line, key
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
 class Denied(FSAGuardError):

@@ -17,10 +17,10 @@ MODULES = [test_personal_assistant, test_enterprise_baseline, test_alice_example
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_cases_cover_every_outcome(module) -> None:
-    outcomes = [c["expect"] for c in module.CASES]
+    outcomes = [c.expected for c in module.CASES]
     assert set(outcomes) == {"allow", "deny", "revise", "escalate"}
     assert len(module.CASES) >= 14
-    assert len({c["id"] for c in module.CASES}) == len(module.CASES)
+    assert len({c.id for c in module.CASES}) == len(module.CASES)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
@@ -33,7 +33,7 @@ def test_every_case_takes_the_one_program_path_and_agrees_with_one_by_one(module
     """Each tool's norms and budgets run as one program; running them one by one decides the same."""
     spec = load_spec(module.SPEC_PATH)
     for case in module.CASES:
-        plan = spec.plan(case["action"]["tool"])
+        plan = spec.plan(case.action.tool)
         if plan.norms or plan.budgets:
             assert plan.batch is not None, f"{plan.tool}: its expressions did not combine"
     fast = [decide(spec, case) for case in module.CASES]
@@ -46,4 +46,4 @@ def test_every_case_takes_the_one_program_path_and_agrees_with_one_by_one(module
     monkeypatch.setattr(slow_spec, "plan", one_by_one)
     slow = [decide(slow_spec, case) for case in module.CASES]
     for case, a, b in zip(module.CASES, fast, slow, strict=True):
-        assert (a.outcome, a.findings, dict(a.action.args)) == (b.outcome, b.findings, dict(b.action.args)), case["id"]
+        assert (a.outcome, a.findings, dict(a.action.args)) == (b.outcome, b.findings, dict(b.action.args)), case.id
