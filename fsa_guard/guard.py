@@ -153,11 +153,11 @@ class Guard:
     ``store`` holds budget state and ``audit`` records every decision; each is an object or a URL (see
     :func:`open_store`, :func:`open_audit`). Where neither is given, the environment (``FSA_GUARD_STORE``,
     ``FSA_GUARD_AUDIT``) decides, then the spec's ``storage:`` section, then ``state_dir`` (or
-    ``FSA_GUARD_STATE_DIR``: ``state.db`` and ``audit.db`` there), and last an in-memory store with no audit.
-    ``critic`` judges actions the spec marks for critique; ``approver`` answers escalations: an
-    :class:`Approver` (a console, a callback) answers while ``decide`` waits, an :class:`ApprovalQueue`
-    keeps them for a person to answer later, from any process (see :meth:`resume`). ``clock`` pins time;
-    reservations never reported expire after ``reservation_ttl`` seconds.
+    ``FSA_GUARD_STATE_DIR``: ``state.db`` and ``audit.db`` there), and last an in-memory store with no audit;
+    ``audit=False`` keeps no trail whatever the environment says. ``critic`` judges actions the spec marks
+    for critique; ``approver`` answers escalations: an :class:`Approver` (a console, a callback) answers while
+    ``decide`` waits, an :class:`ApprovalQueue` keeps them for a person to answer later, from any process (see
+    :meth:`resume`). ``clock`` pins time; reservations never reported expire after ``reservation_ttl`` seconds.
     """
 
     def __init__(
@@ -165,7 +165,7 @@ class Guard:
         spec: CompiledSpec,
         *,
         store: Store | str | None = None,
-        audit: AuditSink | str | None = None,
+        audit: AuditSink | str | Literal[False] | None = None,
         state_dir: str | Path | None = None,
         critic: Critic | None = None,
         approver: Approver | ApprovalQueue | None = None,
@@ -177,11 +177,12 @@ class Guard:
         store = store or os.environ.get("FSA_GUARD_STORE") or spec.resolved.storage.get("store")
         if store is None:
             store = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'state.db'}" if state_dir else "memory://"
-        audit = audit or os.environ.get("FSA_GUARD_AUDIT") or spec.resolved.storage.get("audit")
+        if audit is not False:  # False: no audit trail, whatever the environment or the spec say
+            audit = audit or os.environ.get("FSA_GUARD_AUDIT") or spec.resolved.storage.get("audit")
         if audit is None and state_dir:
             audit = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'audit.db'}"
         self.store: Store = open_store(store) if isinstance(store, str) else store
-        self.audit: AuditSink | None = open_audit(audit) if isinstance(audit, str) else audit
+        self.audit: AuditSink | None = open_audit(audit) if isinstance(audit, str) else (audit or None)
         self.critic_settings = CriticPolicy.of(spec)
         self._no_critic = (
             "no critic is configured: set critic.model in the spec (with OPENAI_API_KEY set, or critic.base_url "

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..audit.memory import MemoryAuditSink
 from ..critique.base import Critic
 from ..decision import Decision
 from ..guard import Guard
@@ -84,6 +83,4 @@ def run_scenarios(
 def evaluation_guard(spec: CompiledSpec, critic: Critic | None = None) -> Guard:
     """A guard for measuring: its own in-memory store, and no audit trail, whatever the environment
     (``FSA_GUARD_AUDIT``) or the spec's ``storage:`` says, so an evaluation writes nothing anywhere."""
-    guard = Guard(spec, store=MemoryStore(), audit=MemoryAuditSink(), critic=critic)
-    guard.audit = None  # decisions of an evaluation are not records of anything that happened
-    return guard
+    return Guard(spec, store=MemoryStore(), audit=False, critic=critic)

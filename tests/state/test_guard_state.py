@@ -242,3 +242,15 @@ def test_guarded_tools_record_their_decisions_and_outcomes(tmp_path: Path) -> No
         ("default:1", True, None),
         ("default:3", False, "error: disk full"),
     ]
+
+
+def test_audit_false_keeps_no_trail_whatever_the_environment_says(tmp_path, monkeypatch) -> None:
+    from fsa_guard import Action, Guard, load_spec
+
+    monkeypatch.setenv("FSA_GUARD_AUDIT", f"jsonl:///{tmp_path}/audit.jsonl")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("fsa_guard: 1\n")
+    assert Guard(load_spec(spec)).audit is not None
+    guard = Guard(load_spec(spec), audit=False)
+    assert guard.audit is None and guard.decide(Action("x")).outcome == "allow"
+    assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").read_text() == ""
