@@ -44,7 +44,7 @@ from .spec.model import parse_window
 from .store import open_store
 from .store.base import Store
 from .verify.engine import Verdict, not_json_like, verify
-from .verify.schema import ArgsValidator, schema_from_signature
+from .verify.schema import ArgsValidator, call_args, schema_from_signature
 
 __all__ = ["STAGES", "CriticPolicy", "EscalationPolicy", "Guard", "Session", "current_session"]
 
@@ -274,7 +274,7 @@ class Guard:
                 decision = await self.adecide(action)
                 _raise_unless_allowed(decision)
                 try:
-                    positional, keywords = _call_args(sig, decision.action.args)
+                    positional, keywords = call_args(sig, decision.action.args)
                     result = await fn(*positional, **keywords)
                 except BaseException as exc:
                     finish(decision, session, False, f"error: {exc}")
@@ -290,7 +290,7 @@ class Guard:
             decision = self.decide(action)
             _raise_unless_allowed(decision)
             try:
-                positional, keywords = _call_args(sig, decision.action.args)
+                positional, keywords = call_args(sig, decision.action.args)
                 result = fn(*positional, **keywords)
             except BaseException as exc:
                 finish(decision, session, False, f"error: {exc}")
@@ -1096,23 +1096,6 @@ def _budget_finding(budget: CompiledBudget, amount: float, used: float) -> Findi
 
 def _store_down(exc: Exception) -> Finding:
     return Finding("store", "store-unavailable", f"Budget state could not be checked: {exc}", effect="deny")
-
-
-def _call_args(sig: inspect.Signature, args: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Positional and keyword arguments to call a function of signature ``sig`` with the decided args."""
-    rest = dict(args)
-    positional: list[Any] = []
-    kinds = inspect.Parameter
-    by_position = any(p.kind is kinds.VAR_POSITIONAL for p in sig.parameters.values())
-    for name, p in sig.parameters.items():
-        if p.kind is kinds.VAR_POSITIONAL:
-            positional.extend(rest.pop(name, ()))
-        elif p.kind is kinds.POSITIONAL_ONLY or (p.kind is kinds.POSITIONAL_OR_KEYWORD and by_position):
-            if name in rest:
-                positional.append(rest.pop(name))
-            elif p.default is not kinds.empty:
-                positional.append(p.default)
-    return positional, rest
 
 
 def _raise_unless_allowed(decision: Decision) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import ConfigDict, create_model
 
-__all__ = ["ArgsValidator", "schema_from_signature"]
+__all__ = ["ArgsValidator", "call_args", "schema_from_signature"]
 
 
 class ArgsValidator:
@@ -55,3 +55,21 @@ def schema_from_signature(fn: Callable[..., Any]) -> dict[str, Any]:
     schema: dict[str, Any] = model.model_json_schema()
     schema.pop("title", None)
     return schema
+
+
+def call_args(sig: inspect.Signature, args: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword arguments to call a function of signature ``sig`` with a call's args (a tool
+    call names every argument; ``*args`` and positional-only parameters are passed by position)."""
+    rest = dict(args)
+    positional: list[Any] = []
+    kinds = inspect.Parameter
+    by_position = any(p.kind is kinds.VAR_POSITIONAL for p in sig.parameters.values())
+    for name, p in sig.parameters.items():
+        if p.kind is kinds.VAR_POSITIONAL:
+            positional.extend(rest.pop(name, ()))
+        elif p.kind is kinds.POSITIONAL_ONLY or (p.kind is kinds.POSITIONAL_OR_KEYWORD and by_position):
+            if name in rest:
+                positional.append(rest.pop(name))
+            elif p.default is not kinds.empty:
+                positional.append(p.default)
+    return positional, rest

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeAlias
 
 from fsa_guard import Guard
-from fsa_guard.verify.schema import schema_from_signature
+from fsa_guard.verify.schema import call_args, schema_from_signature
 
 __all__ = ["Toolbox", "Tools", "chat_tools", "response_tools"]
 
@@ -153,16 +153,4 @@ def _call_args(fn: Callable[..., Any], args: Mapping[str, Any]) -> tuple[list[An
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return [], dict(args)
-    rest = dict(args)
-    positional: list[Any] = []
-    kinds = inspect.Parameter
-    by_position = any(p.kind is kinds.VAR_POSITIONAL for p in sig.parameters.values())
-    for name, p in sig.parameters.items():
-        if p.kind is kinds.VAR_POSITIONAL:
-            positional.extend(rest.pop(name, ()))
-        elif p.kind is kinds.POSITIONAL_ONLY or (p.kind is kinds.POSITIONAL_OR_KEYWORD and by_position):
-            if name in rest:
-                positional.append(rest.pop(name))
-            elif p.default is not kinds.empty:
-                positional.append(p.default)
-    return positional, rest
+    return call_args(sig, args)
