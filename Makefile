@@ -6,12 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-# The core with its test tools and AgentDojo (for `fsa-guard eval agentdojo`), the LangChain integration (with langchain-openai) and the OpenAI integration
-# (with the Agents SDK), in one resolve so that the integrations' fsa-guard requirement is met by this checkout.
+# One resolve, so the integrations' fsa-guard requirement is met by this checkout: the core with its test tools,
+# AgentDojo (`fsa-guard eval agentdojo`) and the peers `make bench` compares; the LangChain integration (with
+# langchain-openai) and the OpenAI integration (with the Agents SDK).
 $(STAMP): pyproject.toml integrations/langchain/pyproject.toml integrations/openai/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,agentdojo]' -e 'integrations/langchain[openai]' -e 'integrations/openai[agents]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,agentdojo,bench]' -e 'integrations/langchain[openai]' -e 'integrations/openai[agents]'
+	$(BIN)/python -m pip install --quiet --no-deps 'invariant-ai==0.3.5'   # pins openai<2; its LocalPolicy runs on ours
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,9 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/decide.py
-	$(BIN)/python bench/conversion.py
-	$(BIN)/python bench/state.py
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

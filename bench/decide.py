@@ -18,13 +18,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -32,11 +30,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import NOW, cpu_model, measure  # noqa: E402
 from fsa_guard import Action, Guard  # noqa: E402
 from fsa_guard.evaluate import load_scenarios  # noqa: E402
 from fsa_guard.store.memory import MemoryStore  # noqa: E402
-
-NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 class _NoBudgetStore(MemoryStore):
@@ -47,23 +44,6 @@ class _NoBudgetStore(MemoryStore):
         if r.id:
             self.release(r.id)
         return r
-
-
-def measure(fn: Callable[[], object], n: int) -> dict[str, float]:
-    for _ in range(min(500, n // 5 + 1)):
-        fn()
-    samples = []
-    clock = time.perf_counter_ns
-    for _ in range(n):
-        t0 = clock()
-        fn()
-        samples.append(clock() - t0)
-    samples.sort()
-    return {
-        "p50_us": statistics.median(samples) / 1000,
-        "p99_us": samples[int(len(samples) * 0.99) - 1] / 1000,
-        "n": n,
-    }
 
 
 def cycle(guard: Guard, actions: Sequence[Action]) -> Callable[[], object]:
@@ -86,7 +66,7 @@ def reference_case(n: int) -> dict[str, object] | None:
     ]
     if not (base.exists() and person.exists() and all(f.exists() for f in scenario_files)):
         return None
-    guard = Guard.from_files(person, store=_NoBudgetStore())
+    guard = Guard.from_files(person, store=_NoBudgetStore(), audit=False)
     actions = [
         s.action if s.action.now is not None else replace(s.action, now=NOW)
         for f in scenario_files
@@ -148,7 +128,7 @@ def synthetic_cases(sizes: Sequence[int], n: int) -> list[dict[str, object]]:
             path = Path(tmp) / f"s{size}.yaml"
             path.write_text(yaml.safe_dump(synthetic_spec(size)))
             t0 = time.perf_counter()
-            guard = Guard.from_files(path)
+            guard = Guard.from_files(path, audit=False)
             load_s = time.perf_counter() - t0
             own = Action("probe", {"recipient": "r-x", "amount": 10.0}, now=NOW)
             spread = Action("tool_7", {"recipient": "r-x", "amount": 10.0}, now=NOW)
@@ -245,7 +225,7 @@ def history_case(n: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.yaml"
         path.write_text(history_spec())
-        guard = Guard.from_files(path, store=_NoBudgetStore())
+        guard = Guard.from_files(path, store=_NoBudgetStore(), audit=False)
     pay = Action("send_money", {"recipient": "DE7777", "amount": 80.0}, "pay my march bill", history, now=NOW)
     mail = Action(
         "send_email", {"to": "friend3@example.com", "body": "see you"}, "reply to my friend", history, now=NOW
@@ -258,16 +238,6 @@ def history_case(n: int) -> dict[str, object]:
     }
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=5000, help="timed decisions per case")
@@ -276,7 +246,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     result = {
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}",
         "reference": reference_case(args.n),
         "synthetic": synthetic_cases(sizes, args.n),
         "history_heavy": history_case(args.n),

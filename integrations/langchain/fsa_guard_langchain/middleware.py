@@ -67,6 +67,11 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
       forgotten (a resume then decides again, and the guard's critique cache spares the critic).
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> FSAGuardMiddleware:
+        # the model hooks cost every model call ~0.2 ms in LangChain's machinery: a subclass has them
+        chosen = _ValuesMiddleware if kwargs.get("inject_values") and cls is FSAGuardMiddleware else cls
+        return super().__new__(chosen)
+
     def __init__(
         self,
         guard: Guard,
@@ -242,26 +247,6 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         with self._lock:
             self._pending.pop(key, None)
 
-    # -- the model -----------------------------------------------------------------------------------
-
-    @override
-    def wrap_model_call(
-        self,
-        request: ModelRequest[Any],
-        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
-    ) -> ModelResponse[Any] | AIMessage:
-        """With ``inject_values``: tell the model the person's values before it proposes calls."""
-        return handler(self._with_values(request) if self.inject_values else request)
-
-    @override
-    async def awrap_model_call(
-        self,
-        request: ModelRequest[Any],
-        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
-    ) -> ModelResponse[Any] | AIMessage:
-        """:meth:`wrap_model_call` for async runs."""
-        return await handler(self._with_values(request) if self.inject_values else request)
-
     def _with_values(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
         statement = values_statement(self.guard)
         system = request.system_message
@@ -331,3 +316,26 @@ def _not_run(request: ToolCallRequest, decision: Decision, text: str) -> ToolMes
         status="error",
         response_metadata={METADATA_KEY: _note(decision, ran=False)},
     )
+
+
+class _ValuesMiddleware(FSAGuardMiddleware):
+    """:class:`FSAGuardMiddleware` with ``inject_values``: only then does it wrap model calls, since LangChain
+    puts every model call of an agent through a middleware that has the hook, used or not."""
+
+    @override
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | AIMessage:
+        """Tell the model the person's values before it proposes calls."""
+        return handler(self._with_values(request))
+
+    @override
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | AIMessage:
+        """:meth:`wrap_model_call` for async runs."""
+        return await handler(self._with_values(request))

@@ -241,6 +241,14 @@ async def test_inject_values_states_the_active_values_in_the_system_message(make
     assert [m["role"] for m in sent(model, 1)["messages"]] == ["user"]  # off by default
 
 
-def test_the_middleware_implements_both_paths_of_each_hook() -> None:
-    for hook in ("wrap_tool_call", "awrap_tool_call", "wrap_model_call", "awrap_model_call"):
+def test_the_middleware_implements_both_paths_of_each_hook(make_guard) -> None:
+    from langchain.agents.middleware import AgentMiddleware
+
+    for hook in ("wrap_tool_call", "awrap_tool_call"):
         assert hook in FSAGuardMiddleware.__dict__
+    plain, injecting = FSAGuardMiddleware(make_guard()), FSAGuardMiddleware(make_guard(), inject_values=True)
+    # model calls pass through a middleware only when it has something to add to them
+    assert type(plain).wrap_model_call is AgentMiddleware.wrap_model_call
+    for hook in ("wrap_model_call", "awrap_model_call"):
+        assert getattr(type(injecting), hook) is not getattr(AgentMiddleware, hook)
+    assert isinstance(injecting, FSAGuardMiddleware) and injecting.inject_values

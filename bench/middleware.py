@@ -1,0 +1,175 @@
+"""What ``FSAGuardMiddleware`` adds to a step of a LangChain ``create_agent`` agent, with a scripted model.
+
+    .venv/bin/python -m bench --only middleware
+
+One step: the person asks, the model proposes one tool call (an internal ``send_email`` the reference spec
+allows), the tool runs, the model answers. The model is a tiny ``BaseChatModel`` that answers at once
+(no HTTP), so the step is all framework: the worst case for a guard's share. Variants, timed per
+``agent.invoke`` in interleaved rounds:
+
+- ``plain``: the agent without middleware;
+- ``no-op hooks``: a middleware whose ``wrap_tool_call`` only calls on, i.e. what LangChain itself charges for
+  the hook FSAGuardMiddleware registers;
+- ``FSAGuardMiddleware``: the guard on the reference layered spec (memory store, no audit trail);
+- ``FSAGuardMiddleware, inject_values``: the same with ``inject_values=True``, which also wraps every model call
+  (without it, the middleware has no model hooks and LangChain does not wrap the model);
+- ``FSAGuardMiddleware, decision stubbed``: the middleware around a guard whose ``decide`` returns at once the
+  decision the real one reaches: the middleware's own code (building the Action from the messages,
+  reporting, annotating the ToolMessage) without the decision.
+
+LangSmith tracing is turned off for the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+from bench._common import ROOT, interleaved, measure, paired_difference, stats
+
+REQUEST = "Tell the controller that INV-1042 is paid"
+ARGS = {"to": "controller@example.com", "subject": "INV-1042", "body": "Paid today."}
+
+
+def _missing() -> str | None:
+    try:
+        import fsa_guard_langchain  # noqa: F401
+        import langchain.agents  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed"
+    return None
+
+
+def build() -> dict[str, Any]:
+    """The agents to compare, the guard, and the input of one step."""
+    from fsa_guard_langchain import FSAGuardMiddleware
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import AgentMiddleware
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.tools import tool
+
+    from fsa_guard import Action, Guard
+
+    ids = itertools.count()
+
+    class ScriptedModel(BaseChatModel):
+        """Proposes the send_email call, then, once it has the tool's result, answers."""
+
+        @property
+        def _llm_type(self) -> str:
+            return "scripted"
+
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
+            if isinstance(messages[-1], ToolMessage):
+                message = AIMessage(content="Done: the controller knows.")
+            else:
+                call = {"id": f"call_{next(ids)}", "name": "send_email", "args": dict(ARGS), "type": "tool_call"}
+                message = AIMessage(content="", tool_calls=[call])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+        def bind_tools(self, tools: Any, **kw: Any) -> Any:
+            return self
+
+    @tool
+    def send_email(to: str, subject: str, body: str) -> str:
+        """Send an email."""
+        return f"sent to {to}"
+
+    class NoOpHooks(AgentMiddleware):
+        def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return handler(request)
+
+    guard = Guard.from_files(ROOT / "policies/examples/alice.yaml", store="memory://", audit=False)
+    # the same middleware around a guard that answers at once with the decision it would reach: what the
+    # middleware's own code and LangChain cost, without the decision
+    canned = guard.decide(Action("send_email", ARGS, request=REQUEST))
+    stub = Guard(guard.spec, store="memory://", audit=False)
+    stub.decide = lambda action, **kw: canned  # type: ignore[method-assign]
+    agents = {
+        "plain": create_agent(ScriptedModel(), [send_email]),
+        "no-op hooks": create_agent(ScriptedModel(), [send_email], middleware=[NoOpHooks()]),
+        "FSAGuardMiddleware": create_agent(ScriptedModel(), [send_email], middleware=[FSAGuardMiddleware(guard)]),
+        "FSAGuardMiddleware, inject_values": create_agent(
+            ScriptedModel(), [send_email], middleware=[FSAGuardMiddleware(guard, inject_values=True)]
+        ),
+        "FSAGuardMiddleware, decision stubbed": create_agent(
+            ScriptedModel(), [send_email], middleware=[FSAGuardMiddleware(stub)]
+        ),
+    }
+    return {"agents": agents, "guard": guard, "input": {"messages": [HumanMessage(REQUEST)]}}
+
+
+def run(reps: int = 100, rounds: int = 5) -> dict[str, Any]:
+    missing = _missing()
+    if missing:
+        return {"skipped": missing}
+    os.environ["LANGSMITH_TRACING"] = "false"
+    os.environ["LANGCHAIN_TRACING_V2"] = "false"
+    from fsa_guard import Action
+
+    built = build()
+    agents, guard, step_input = built["agents"], built["guard"], built["input"]
+    for name, agent in agents.items():  # the step must really run the tool, guarded or not
+        out = agent.invoke(step_input)["messages"]
+        kinds = [type(m).__name__ for m in out]
+        if kinds != ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"] or "sent to" not in out[2].content:
+            raise RuntimeError(f"{name}: unexpected step {kinds}: {out[2].content!r}")
+    steps = interleaved(
+        {name: (lambda i, a=a: a.invoke(step_input)) for name, a in agents.items()}, reps, rounds, chunk=5
+    )
+
+    # the guard's own decision for that call: in a hot loop, and inside the agent (timed through a shim)
+    action = Action("send_email", ARGS, request=REQUEST)
+    hot = measure(lambda: guard.decide(action), max(200, reps * rounds))
+    inside: list[int] = []
+    decide = guard.decide
+
+    def timed(a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter_ns()
+        d = decide(a, **kw)
+        inside.append(time.perf_counter_ns() - t0)
+        return d
+
+    guard.decide = timed
+    try:
+        for _ in range(max(50, reps)):
+            agents["FSAGuardMiddleware"].invoke(step_input)
+    finally:
+        del guard.decide
+    plain = steps["plain"]
+    overhead = {}
+    for name, s in steps.items():
+        if name != "plain":
+            paired = paired_difference(s, plain)
+            overhead[name] = {
+                "us": s["p50_us"] - plain["p50_us"],
+                "pct": 100 * (s["p50_us"] - plain["p50_us"]) / plain["p50_us"],
+                "paired_us": paired,
+                "paired_pct": 100 * paired / plain["p50_us"],
+            }
+    fsa, stubbed, noop = (
+        steps["FSAGuardMiddleware"],
+        steps["FSAGuardMiddleware, decision stubbed"],
+        steps["no-op hooks"],
+    )
+    breakdown = {  # where FSAGuardMiddleware's overhead comes from, each a median of per-round differences
+        "langchain_hooks_us": paired_difference(noop, plain),
+        "middleware_code_us": paired_difference(stubbed, noop),
+        "decision_us": paired_difference(fsa, stubbed),
+        "model_hook_us": paired_difference(steps["FSAGuardMiddleware, inject_values"], fsa),
+    }
+    return {
+        "steps": steps,
+        "overhead": overhead,
+        "breakdown": breakdown,
+        "decide_hot_loop": hot,
+        "decide_inside_agent": stats(inside),
+        "reps": reps * rounds,
+        "rounds": rounds,
+    }

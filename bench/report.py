@@ -1,0 +1,623 @@
+"""Render the results of ``python -m bench`` as ``benchmarks.md`` (tables) and ``benchmarks-scaling.png``.
+
+Every benchmark module returns plain data; this module is the only one that formats it. Sections whose
+benchmark did not run (``--only``) are left out; a benchmark that failed shows its error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+PLOT = "benchmarks-scaling.png"
+
+#: What the profile showed and what was done about it. Kept by hand: the generated numbers around it change
+#: with every run, this paragraph only when someone acts on a profile.
+PROFILE_NOTES = """\
+What the profiles show (this one, and cProfile runs of the scaling and LangChain cases):
+
+- Most of a decision on the reference spec is spent outside CEL: building the evaluation context
+  (`_context`), the loop that runs a tool's program and the functions it calls back into Python
+  (`_Env.batch`: the history lookups `in_outputs`, `output_field`, `copied_from`, `count`, which turn
+  history outputs into text with `json.dumps`), and the pipeline's bookkeeping (`_pipeline`, `_decision`,
+  `_Spend`). CEL's own evaluation (`Program.execute`) is a small share.
+- The cost per norm that applies (the scaling curve) is about half CEL (`Program.execute`) and half the
+  Python loop that checks each norm's result (`_check_norm`, one call per norm per decision). From about
+  1,000 norms on one tool both get dearer per norm (a bigger working set), which is the growth exponent
+  above 1 at the top of the curve; at 2,000 norms on one tool a norm costs 1.5–2.5 times what it costs at 100.
+- Inside a LangChain agent, `decide` runs on a worker thread LangGraph starts for each step, with cold
+  caches: its median there is several times its median in a hot loop (table above).
+
+Changed because of it, in the benchmark: calls are timed one by one after a warm-up, contenders take turns
+in small chunks, `gc.freeze()` follows the set-up (a collection walking a 10,000-norm spec lands in no one
+contender's samples), and the LangChain step is also run with a no-op middleware and with the guard's
+decision stubbed, to tell LangChain's cost, the middleware's and the decision's apart. The core's hot path
+is for the maintainers to change; rerun `make bench` after."""
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ok(flag: bool | None) -> str:
+    return "–" if flag is None else ("yes" if flag else "**no**")
+
+
+# -- sections ---------------------------------------------------------------------------------------
+
+
+def machine_section(m: Mapping[str, Any], args: Mapping[str, Any], seconds: float) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) or "–"
+    absent = ", ".join(k for k, v in m["versions"].items() if not v)
+    mode = "quick smoke run (`--quick`): too few samples to quote" if args.get("quick") else "full run"
+    rows = [
+        ("CPU", m["cpu"]),
+        ("cores", str(m["cores"])),
+        ("Python", m["python"]),
+        ("OS", m["os"]),
+        ("load average (1 min) at start", _f(m["load_1m_at_start"], 2)),
+        (
+            "CPU during the run",
+            "–"
+            if not m.get("cpu_during_run")
+            else f"{m['cpu_during_run']['busy_pct']:.0f} % busy (all cores), "
+            f"{m['cpu_during_run']['steal_pct']:.1f} % stolen by the hypervisor",
+        ),
+        ("speed check: summing 10,000 ints, µs (median of 10 batches, fastest–slowest)", _calibration(m)),
+        ("versions", versions),
+        ("not installed", absent or "–"),
+        ("run", f"{mode}, {m['date']}, {seconds:,.0f} s in all"),
+    ]
+    return "## Machine\n\n" + _table(["", ""], rows, "ll")
+
+
+def _calibration(m: Mapping[str, Any]) -> str:
+    cal = m.get("calibration_us")
+    if not cal:
+        return "–"
+    parts = []
+    for when, batches in zip(("at the start", "at the end"), cal, strict=False):
+        parts.append(f"{when} {statistics.median(batches):.0f} ({batches[0]:.0f}–{batches[-1]:.0f})")
+    return ", ".join(parts)
+
+
+def summary_section(results: Mapping[str, Any]) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    ref = results.get("reference")
+    if _ran(ref):
+        for r in ref["rows"]:
+            if r["store"] == "memory" and r["spec"] == "alice":
+                rows.append(
+                    (
+                        "`decide`, reference layered spec, memory store",
+                        "tens of µs",
+                        f"p50 {_f(r['p50_us'])} µs, p99 {_f(r['p99_us'])} µs",
+                        "–",
+                    )
+                )
+    sc = results.get("scaling")
+    if _ran(sc):
+        worst = max(sc["flatness"].values())
+        rows.append(
+            (
+                "norms for other tools grow 10 → 10,000",
+                "nearly flat",
+                f"p50 at the most norms / at the fewest: {worst:.2f} at worst",
+                _ok(worst <= 1.25),
+            )
+        )
+        fit, lin = sc["same_fit"], linear_verdict(sc)
+        rows.append(
+            (
+                "norms on the decided tool grow",
+                "at most linear",
+                f"{fit['per_norm_us']:.2f} µs per norm, R² {fit['r2']:.3f}; growth exponent "
+                f"{sc.get('same_exponent', math.nan):.2f} at the top",
+                _ok(lin),
+            )
+        )
+    peers = results.get("peers")
+    if _ran(peers):
+        n_dis = len(peers["disagreements"])
+        rows.append(
+            (
+                "decisions of the peers on the same calls",
+                "all agree",
+                f"{n_dis} disagreements of {peers['actions']:,}",
+                _ok(n_dis == 0),
+            )
+        )
+        cedar = peers["fsa_over"].get("cedarpy (parsed once)")
+        if cedar is not None:
+            rows.append(
+                (
+                    "fsa_guard p50 / cedarpy p50 (policy set parsed once)",
+                    "≤ 0.5",
+                    f"{cedar:.2f}",
+                    _ok(cedar <= 0.5),
+                )
+            )
+    mw = results.get("middleware")
+    if _ran(mw) and "skipped" not in mw:
+        o, noop = mw["overhead"]["FSAGuardMiddleware"], mw["overhead"]["no-op hooks"]
+        rows.append(
+            (
+                "FSAGuardMiddleware on a `create_agent` step, mocked model",
+                "≤ 5 % of the step",
+                f"{o['paired_us']:+.0f} µs, {o['paired_pct']:.1f} % (a middleware with the same hooks doing "
+                f"nothing: {noop['paired_us']:+.0f} µs, {noop['paired_pct']:.1f} %)",
+                _ok(o["paired_pct"] <= 5.0),
+            )
+        )
+    mem = results.get("memory")
+    if _ran(mem):
+        big = mem["rows"][2]
+        rows.append(
+            (
+                f"peak RSS, process holding the {mem['norms']:,}-norm spec",
+                "–",
+                f"{big['peak_rss_mib']:.0f} MiB ({big['over_baseline_mib']:+.0f} MiB over importing fsa_guard)",
+                "–",
+            )
+        )
+    if not rows:
+        return ""
+    return "## Summary\n\n" + _table(["what", "target", "measured", "met"], rows, "llll")
+
+
+def reference_section(ref: Mapping[str, Any]) -> str:
+    out = [
+        "## `decide` on the reference specs, per store",
+        "",
+        "`alice`: `policies/examples/alice.yaml` layered over `policies/enterprise-baseline.yaml` (a person's layer "
+        "over the enterprise baseline), its 47 labelled calls round robin. `personal-assistant`: "
+        "`policies/personal-assistant.yaml`, its 31 labelled calls. Budgets really reserve in the store; each "
+        "reservation is released after the timed `decide`, untimed. Stores take turns, "
+        f"{ref['rounds']} rounds. Redis: {ref['redis']}.",
+        "",
+    ]
+    rows = [
+        (
+            f"`{r['spec']}`",
+            r["store"],
+            r["actions"],
+            r["norms"],
+            r["budgets"],
+            r["p50_us"],
+            r["p99_us"],
+            r["n"],
+            "yes" if r["same_outcomes_across_stores"] else "**no**",
+        )
+        for r in ref["rows"]
+    ]
+    out.append(
+        _table(
+            ["spec", "store", "calls", "norms", "budgets", "p50 µs", "p99 µs", "timed", "same outcomes"],
+            rows,
+            "llrrrrrrl",
+        )
+    )
+    if ref.get("alice_by_tool"):
+        out += [
+            "",
+            "Per tool, `alice`, memory store (a tool's labelled calls round robin; norms that apply to it):",
+            "",
+        ]
+        rows = [(f"`{t}`", v["actions"], v["norms"], v["p50_us"], v["p99_us"]) for t, v in ref["alice_by_tool"].items()]
+        out.append(_table(["tool", "calls", "norms", "p50 µs", "p99 µs"], rows))
+    return "\n".join(out)
+
+
+#: The growth exponent up to which the cost counts as linear (noise on a shared machine moves it by ±0.05).
+LINEAR_UP_TO = 1.1
+
+
+def linear_verdict(sc: Mapping[str, Any]) -> bool:
+    """At most linear: between the two largest points, the cost above the smallest point grows with an
+    exponent of at most :data:`LINEAR_UP_TO` (1 is linear), and a line fits (R² ≥ 0.95)."""
+    alpha = sc.get("same_exponent", math.nan)
+    return bool(sc["same_fit"]["r2"] >= 0.95 and not alpha > LINEAR_UP_TO)
+
+
+def scaling_section(sc: Mapping[str, Any], plot: str | None) -> str:
+    pts = sc["points"]
+    other = [p for p in pts if p["curve"] == "other"]
+    tools = sorted({p["tools"] for p in other})
+    sizes = sorted({p["norms"] for p in other})
+    bg = sc["background"]
+    out = [
+        "## Scaling: specs of 10 to 10,000 norms",
+        "",
+        'The decided call is `probe(recipient="r-x", amount=10.0)`; every norm is silent on it, so every norm that '
+        "applies is evaluated (the worst case). **Norms for other tools**: the spec holds N norms spread over T other "
+        "tools, and `probe` keeps the same 5 norms. **Norms on the decided tool**: `probe` holds k norms, over a "
+        f"background of {bg['norms']:,} norms on {bg['tools']} other tools. Every point is a spec file loaded with "
+        f"`Guard.from_files`; the points take turns, {sc['rounds']} rounds, {sc['per_point']:,} timed decisions each.",
+        "",
+        "p50 µs of a decision on `probe` (p99 in brackets), norms for other tools:",
+        "",
+    ]
+    by = {(p["norms"], p["tools"]): p for p in other}
+    rows = []
+    for s in sizes:
+        rows.append([f"{s:,}"] + [f"{by[(s, t)]['p50_us']:.1f} ({by[(s, t)]['p99_us']:.0f})" for t in tools])
+    out.append(_table(["norms N"] + [f"over {t:,} tools" for t in tools], rows))
+    flat = ", ".join(f"{t:,} tools {sc['flatness'][t]:.2f}" for t in tools)
+    out += ["", f"p50 at N = {sizes[-1]:,} over p50 at N = {sizes[0]:,}: {flat}.", ""]
+    out += ["Load time (parse, layer, validate, compile) and the first decision on `probe` (builds its plan):", ""]
+    rows = [
+        [f"{s:,}"] + [f"{by[(s, t)]['load_s']:.2f} s / {by[(s, t)]['first_decision_us'] / 1000:.1f} ms" for t in tools]
+        for s in sizes
+    ]
+    out.append(_table(["norms N"] + [f"over {t:,} tools" for t in tools], rows))
+    same = sorted((p for p in pts if p["curve"] == "same"), key=lambda p: p["norms"])
+    fit = sc["same_fit"]
+    out += ["", "Norms on the decided tool:", ""]
+    rows = [
+        (
+            f"{p['norms']:,}",
+            p["p50_us"],
+            p["p99_us"],
+            fit["intercept_us"] + fit["per_norm_us"] * p["norms"],
+            p["load_s"],
+            p["first_decision_us"] / 1000,
+        )
+        for p in same
+    ]
+    out.append(_table(["norms k on `probe`", "p50 µs", "p99 µs", "line fit µs", "load s", "first decision ms"], rows))
+    marg = "; ".join(f"{m['from']:,} → {m['to']:,}: {m['per_norm_us']:.2f} µs" for m in sc["same_marginal"])
+    alpha = sc.get("same_exponent", math.nan)
+    verdict = f"growth exponent between the two largest points α = {alpha:.2f} (1 is linear, 2 quadratic): " + (
+        "at most linear" if linear_verdict(sc) else "**faster than linear** at the top of the range"
+    )
+    out += [
+        "",
+        f"Least squares: p50 ≈ {fit['intercept_us']:.1f} µs + {fit['per_norm_us']:.3f} µs × k, R² {fit['r2']:.4f}. "
+        f"Cost per added norm between points: {marg}. Verdict: {verdict}.",
+    ]
+    if plot:
+        out += ["", f"![p50 per decision as norms grow]({plot})"]
+    return "\n".join(out)
+
+
+def peers_section(p: Mapping[str, Any]) -> str:
+    mix = ", ".join(f"{t} {c}" for t, c in p["by_tool"].items())
+    out = [
+        "## Side by side: fsa_guard, cedarpy, invariant-ai",
+        "",
+        f"One policy, written for each engine (bench/peers.py keeps the versions next to each other), and "
+        f"{p['actions']:,} calls generated with a fixed seed ({mix}); "
+        f"{p['denied']:,} of them should be denied. A plain Python function states the policy a fourth time as the "
+        "oracle. All engines refuse tools the policy does not name.",
+        "",
+        _table(["rule", "tool", "denies"], [(f"`{r['id']}`", f"`{r['tool']}`", r["says"]) for r in p["rules"]], "lll"),
+        "",
+    ]
+    if p["missing"]:
+        out += [f"Not installed, left out: {', '.join(p['missing'])} (`pip install -e '.[bench]'`).", ""]
+    out += ["**Agreement** (each engine's answer against the oracle, on every call):", ""]
+    out.append(
+        _table(
+            ["engine", "same answer as the oracle"],
+            [(f"{k}", f"{v:,} / {p['actions']:,}") for k, v in p["agree"].items()],
+        )
+    )
+    out += ["", "Disagreements:", ""]
+    if p["disagreements"]:
+        rows = [
+            (
+                d["i"],
+                f"`{d['tool']}`",
+                f"`{json.dumps(d['args'])[:80]}`",
+                d["expected"],
+                ", ".join(f"{k}: {v}" for k, v in d["got"].items()),
+            )
+            for d in p["disagreements"][:50]
+        ]
+        out.append(_table(["#", "tool", "args", "oracle", "engines that differ"], rows, "rllll"))
+    else:
+        out.append("none: every engine reached the oracle's decision on every call.")
+    if p.get("notes"):
+        out += ["", "Writing the rules for each engine:", ""] + [f"- {n}" for n in p["notes"]]
+    if p.get("excluded_rules"):
+        out += [
+            "",
+            f"Rules left out for all engines (one could not express them exactly): {', '.join(p['excluded_rules'])}.",
+        ]
+    lat = p["latency"]
+    fsa = lat["fsa_guard"]["p50_us"]
+    out += [
+        "",
+        f"**Latency** per decision, µs; the engines take turns every {p.get('chunk', p['actions'])} calls, "
+        f"{p['rounds']} passes over all {p['actions']:,} calls:",
+        "",
+    ]
+    rows = []
+    for name, s in lat.items():
+        rel = "1" if name == "fsa_guard" else f"{p['fsa_over'][name]:.2f}"
+        times = "–" if name == "fsa_guard" else f"{s['p50_us'] / fsa:.1f}×"
+        rows.append((name, s["p50_us"], s["p99_us"], s["mean_us"], rel, times))
+    out.append(_table(["engine", "p50", "p99", "mean", "fsa_guard p50 / its p50", "its p50 / fsa_guard p50"], rows))
+    out += [
+        "",
+        "- *cedarpy (parsed once)*: `cedarpy.is_authorized(request, PolicySet, Entities)`, the policy set and the "
+        "(empty) entity set parsed once with `PolicySet.from_str` / `Entities.from_json_str`; the request's context "
+        "is the call's args, which cedarpy turns into JSON per call.",
+        '- *cedarpy (policy text per call)*: `is_authorized(request, policy_text, "[]")` as its README shows; '
+        "Cedar parses the policies on every call.",
+        "- *invariant (analyze)*: `LocalPolicy.from_string(...)` once, then `policy.analyze(trace)` per call with a "
+        "trace of the user's message and the assistant's tool call; `analyze` runs `asyncio.run` each time. "
+        "*a_analyze, one loop*: the same, awaited on one event loop kept for the run.",
+        "- *plain Python (floor)*: the oracle: what the rules cost with no engine, no explanation, no audit data.",
+        "- fsa_guard's `decide` returns more than allow/deny: the findings with the ids and values they serve, the "
+        "spec digest, per-stage timings.",
+        "",
+        "<details><summary>The policy as each engine reads it</summary>",
+        "",
+        "Cedar:",
+        "",
+        "```cedar",
+        p["policies"]["cedar"].rstrip(),
+        "```",
+        "",
+        "Invariant:",
+        "",
+        "```",
+        p["policies"]["invariant"].rstrip(),
+        "```",
+        "",
+        "fsa_guard:",
+        "",
+        "```yaml",
+        p["policies"]["fsa_guard"].rstrip(),
+        "```",
+        "",
+        "</details>",
+    ]
+    return "\n".join(out)
+
+
+def middleware_section(mw: Mapping[str, Any]) -> str:
+    if "skipped" in mw:
+        return f"## LangChain middleware overhead\n\nSkipped: {mw['skipped']}."
+    steps, over = mw["steps"], mw["overhead"]
+    out = [
+        "## LangChain middleware overhead",
+        "",
+        "One step of a `langchain.agents.create_agent` agent: the model (a scripted `BaseChatModel`, no HTTP, "
+        "answers at once) proposes an internal `send_email`, the tool runs, the model answers. The guard uses "
+        "the reference layered spec, which allows the call. The step is all framework and no model, so this is "
+        "the worst case for the guard's share. Variants take turns, "
+        f"{mw['rounds']} rounds, {mw['reps']:,} steps each. Overhead: the median over rounds of (variant's "
+        "median − plain's median) of that round.",
+        "",
+    ]
+    rows = []
+    for name, s in steps.items():
+        o = over.get(name)
+        rows.append(
+            (
+                name,
+                s["p50_us"],
+                s["p99_us"],
+                "–" if o is None else f"{o['paired_us']:+.0f}",
+                "–" if o is None else f"{o['paired_pct']:.1f} %",
+            )
+        )
+    out.append(_table(["agent", "step p50 µs", "step p99 µs", "overhead µs", "overhead"], rows))
+    hot, inside = mw["decide_hot_loop"], mw["decide_inside_agent"]
+    bd = mw.get("breakdown")
+    if bd:
+        out += [
+            "",
+            f"Where FSAGuardMiddleware's overhead comes from (medians of per-round differences): LangChain's "
+            f"hooks {bd['langchain_hooks_us']:+.0f} µs (no-op hooks − plain); the middleware's own code "
+            f"{bd['middleware_code_us']:+.0f} µs (decision stubbed − no-op hooks); the decision "
+            f"{bd['decision_us']:+.0f} µs (FSAGuardMiddleware − decision stubbed), of which the `decide` call "
+            f"itself is {inside['p50_us']:.0f} µs at the median, the rest the step around it running slower after "
+            f"it. `inject_values=True` (model hooks, and the values in the system message) adds "
+            f"{bd['model_hook_us']:+.0f} µs (inject_values − FSAGuardMiddleware).",
+        ]
+    out += [
+        "",
+        f"`guard.decide` on that call: p50 {hot['p50_us']:.1f} µs in a hot loop; p50 {inside['p50_us']:.1f} µs inside "
+        "the agent, where LangGraph runs the tool node on a worker thread it starts for the step (cold caches). "
+        "*no-op hooks* is a middleware whose `wrap_tool_call` only calls on: what LangChain "
+        "charges for the hook FSAGuardMiddleware registers. *inject_values* is FSAGuardMiddleware with "
+        "`inject_values=True`: only then does it have model hooks, so only then does LangChain wrap the model call "
+        "through it. *decision stubbed* is FSAGuardMiddleware around a guard whose `decide` "
+        "returns at once the decision the real one reaches: the middleware's own code without the decision. "
+        "Against a real model call (hundreds of ms), the same microseconds are "
+        "well under 1 % of a step.",
+    ]
+    return "\n".join(out)
+
+
+def memory_section(mem: Mapping[str, Any]) -> str:
+    rows = [
+        (r["case"], r["peak_rss_mib"], r["over_baseline_mib"], r.get("rss_mib"), r.get("load_s")) for r in mem["rows"]
+    ]
+    return "\n".join(
+        [
+            "## Memory",
+            "",
+            "A fresh Python process per case. Peak RSS is its high-water mark (`VmHWM`; `ru_maxrss` would "
+            "carry over the high-water mark of the benchmark process that started it), held RSS is `VmRSS` at "
+            "the end, after a garbage collection. Loading parses the YAML with line numbers (for error "
+            "messages), so the peak is reached while loading.",
+            "",
+            _table(["process", "peak RSS MiB", "over baseline MiB", "held RSS MiB", "load s"], rows),
+        ]
+    )
+
+
+def profile_section(pr: Mapping[str, Any]) -> str:
+    stages = ", ".join(
+        f"{k} {v['mean']:.1f} µs"
+        + (f" (in {v['share_of_decisions']:.0%} of decisions)" if v["share_of_decisions"] < 1 else "")
+        for k, v in pr["stages_us"].items()
+    )
+    out = [
+        "## Profile of the hot path",
+        "",
+        f"`decide` on `{pr['spec']}`, its {pr['actions']} labelled calls round robin, {pr['decisions']:,} decisions "
+        f"under {pr['tool']} (profiling slows each decision down; shares are what counts). Mean time per stage, "
+        f"as the decisions record it (profiled): {stages}.",
+        "",
+        "Functions by own time (share of the profiled time):",
+        "",
+        "```",
+        pr["flat"],
+        "```",
+    ]
+    if pr.get("tree"):
+        out += ["", "Top of the call tree:", "", "```", pr["tree"], "```"]
+    out += ["", PROFILE_NOTES]
+    return "\n".join(out)
+
+
+def method_section() -> str:
+    return "\n".join(
+        [
+            "## Method",
+            "",
+            "- Every call is timed on its own with `time.perf_counter_ns`, after a warm-up pass; tables give the "
+            "median (p50) and the 99th percentile (p99) of all samples, in µs.",
+            "- Contenders (stores, engines, agents, points of a curve) take turns in rounds, in a rotating order, "
+            "so drift on the machine falls on all of them; ratios are of medians taken in the same run.",
+            "- After set-up, `gc.collect()` then `gc.freeze()`: objects built while loading (10,000 norms) stay out "
+            "of the collections that happen during timing.",
+            "- The guards keep no audit trail (`audit=False`): writing the trail is a stage of its own, measured by "
+            "`bench/state.py` (`sqlite+audit`).",
+            "- Rerun: `make bench`, or `python -m bench [--quick] "
+            "[--only reference,scaling,peers,middleware,memory,profile] [--n N] [--out DIR]`. The raw numbers are in "
+            "`benchmarks.json` beside this file.",
+        ]
+    )
+
+
+# -- the plot --------------------------------------------------------------------------------------------
+
+
+def plot(sc: Mapping[str, Any], path: Path) -> str | None:
+    """Two panels: p50 against norms (log-log, every curve), and the decided tool's own norms (linear, with the
+    fitted line). None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    pts = sc["points"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for t in sorted({p["tools"] for p in pts if p["curve"] == "other"}):
+        line = sorted((p for p in pts if p["curve"] == "other" and p["tools"] == t), key=lambda p: p["norms"])
+        ax1.plot(
+            [p["norms"] for p in line],
+            [p["p50_us"] for p in line],
+            marker="o",
+            label=f"norms for other tools ({t:,} tools)",
+        )
+    same = sorted((p for p in pts if p["curve"] == "same"), key=lambda p: p["norms"])
+    ax1.plot(
+        [p["norms"] for p in same],
+        [p["p50_us"] for p in same],
+        marker="s",
+        color="black",
+        label="norms on the decided tool",
+    )
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("number of norms")
+    ax1.set_ylabel("p50 per decision (µs)")
+    ax1.set_title("Cost per decision as the spec grows")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=8)
+    fit = sc["same_fit"]
+    xs = [p["norms"] for p in same]
+    ax2.errorbar(
+        xs,
+        [p["p50_us"] for p in same],
+        yerr=[[0] * len(same), [p["p99_us"] - p["p50_us"] for p in same]],
+        fmt="s",
+        color="black",
+        capsize=3,
+        label="p50 (bar up to p99)",
+    )
+    ax2.plot(
+        [0, max(xs)],
+        [fit["intercept_us"], fit["intercept_us"] + fit["per_norm_us"] * max(xs)],
+        "--",
+        label=f"{fit['intercept_us']:.0f} µs + {fit['per_norm_us']:.2f} µs × k",
+    )
+    ax2.set_xlabel("norms k on the decided tool")
+    ax2.set_ylabel("µs per decision")
+    ax2.set_title("Norms that apply to the decided tool")
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+# -- the document ----------------------------------------------------------------------------------------
+
+
+def _ran(section: Any) -> bool:
+    return isinstance(section, Mapping) and "error" not in section
+
+
+def render(results: Mapping[str, Any], out_dir: Path, args: Mapping[str, Any], seconds: float) -> Path:
+    """Write benchmarks.md, benchmarks.json and (with scaling results) the PNG into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m bench` (`make bench`); do not edit by hand, rerun it. What a guard costs on every "
+        "tool call: `decide` on the reference specs with each store, the cost curve as specs grow, fsa_guard "
+        "next to cedarpy and invariant-ai on one policy, the LangChain middleware's share of an agent step, memory, "
+        "and a profile of the hot path.",
+        "",
+        machine_section(results["machine"], args, seconds),
+    ]
+    summary = summary_section(results)
+    if summary:
+        parts += ["", summary]
+    sections: dict[str, Callable[[Mapping[str, Any]], str]] = {
+        "reference": reference_section,
+        "scaling": lambda data: scaling_section(data, plot(data, out_dir / PLOT)),
+        "peers": peers_section,
+        "middleware": middleware_section,
+        "memory": memory_section,
+        "profile": profile_section,
+    }
+    for name, section in sections.items():
+        if name not in results:
+            continue
+        data = results[name]
+        parts += ["", section(data) if _ran(data) else f"## {name}\n\nFailed: `{data['error']}`"]
+    parts += ["", method_section(), ""]
+    md = out_dir / "benchmarks.md"
+    md.write_text("\n".join(parts), encoding="utf-8")
+    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    return md

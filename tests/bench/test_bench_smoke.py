@@ -1,0 +1,96 @@
+"""``python -m bench --quick`` runs every benchmark end to end and writes a report with every section.
+
+The numbers of a quick run mean nothing; this checks that the instrument works, so that ``make bench`` does
+not break unnoticed. The peers (cedarpy, invariant-ai) come with the ``bench`` extra: without them the
+peers check is skipped with a message, and under CI (``CI`` set) it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = (
+    "## Machine",
+    "## Summary",
+    "## `decide` on the reference specs, per store",
+    "## Scaling: specs of 10 to 10,000 norms",
+    "## Side by side: fsa_guard, cedarpy, invariant-ai",
+    "## LangChain middleware overhead",
+    "## Memory",
+    "## Profile of the hot path",
+    "## Method",
+)
+
+
+def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, object], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    redis = os.environ.get("FSA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    proc = _bench("--quick", "--out", str(out), "--redis", redis)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    md = (out / "benchmarks.md").read_text(encoding="utf-8")
+    data = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
+    return md, data, out
+
+
+def test_every_section_is_written(quick: tuple[str, dict[str, object], Path]) -> None:
+    md, _, out = quick
+    for heading in SECTIONS:
+        assert heading in md, f"missing section {heading!r}"
+    assert "Failed:" not in md
+    assert "AMD" in md or "Intel" in md or "cores" in md  # the machine is stated
+    if importlib.util.find_spec("matplotlib") is not None:
+        png = out / "benchmarks-scaling.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "![p50 per decision as norms grow](benchmarks-scaling.png)" in md
+
+
+def test_reference_covers_every_store_with_the_same_outcomes(quick: tuple[str, dict[str, object], Path]) -> None:
+    _, data, _ = quick
+    ref = data["reference"]
+    assert isinstance(ref, dict)
+    stores = {(r["spec"], r["store"]) for r in ref["rows"]}
+    assert {("alice", "memory"), ("alice", "sqlite"), ("personal-assistant", "memory")} <= stores
+    assert ref["redis_skipped"] or ("alice", "redis") in stores
+    assert all(r["same_outcomes_across_stores"] for r in ref["rows"])
+    assert all(r["p50_us"] > 0 for r in ref["rows"])
+
+
+def test_peers_agree_on_every_call(quick: tuple[str, dict[str, object], Path]) -> None:
+    _, data, _ = quick
+    peers = data["peers"]
+    assert isinstance(peers, dict)
+    missing = peers["missing"]
+    if missing:
+        message = f"{', '.join(missing)} not installed: pip install -e '.[bench]' to compare fsa_guard with its peers"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    assert peers["disagreements"] == []
+    assert set(peers["agree"].values()) == {peers["actions"]}
+    assert {"fsa_guard", "cedarpy (parsed once)", "invariant (analyze)"} <= set(peers["latency"])
+
+
+def test_only_and_unknown_names() -> None:
+    proc = _bench("--only", "nonsense", timeout=60)
+    assert proc.returncode == 2
+    assert "unknown benchmark nonsense" in proc.stderr
