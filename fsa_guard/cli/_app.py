@@ -1,0 +1,56 @@
+"""The Typer app, its consoles and exit codes, shared by every command module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .._console import esc
+from ..audit.memory import MemoryAuditSink
+from ..errors import Problem, SpecError
+from ..guard import Guard
+from ..store.memory import MemoryStore
+
+EXIT_OK, EXIT_DENY, EXIT_INPUT, EXIT_ESCALATE = 0, 1, 2, 3
+_EXIT_FOR = {"allow": EXIT_OK, "revise": EXIT_OK, "deny": EXIT_DENY, "escalate": EXIT_ESCALATE}
+
+app = typer.Typer(
+    name="fsa-guard",
+    help="Put a person's values between an AI agent and the world.\n\n"
+    "Exit codes: 0 ok (check: allow or revise), 1 check: deny / lint: errors found / eval --strict: a scenario "
+    "decided otherwise than labelled, 2 invalid or unreadable input, 3 check: escalate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+SpecsArg = Annotated[list[Path], typer.Argument(help="Spec files, later layered over earlier.", show_default=False)]
+
+
+def _fail_input(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(EXIT_INPUT)
+
+
+def _print_problems(problems: list[Problem], console: Console) -> None:
+    for p in problems:
+        color = "red" if p.severity == "error" else "yellow"
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        key = f" [bold]{esc(p.key)}[/bold]:" if p.key else ""
+        hint = f" [dim]({esc(p.hint)})[/dim]" if p.hint else ""
+        console.print(f"[{color}]{p.severity}[/{color}] {where}:{key} {esc(p.message)}{hint}", markup=True)
+
+
+def _load_guard(specs: list[Path]) -> Guard:
+    # a dry run: budgets spent by a list of actions live only as long as the command, and nothing is recorded
+    try:
+        return Guard.from_files(*specs, store=MemoryStore(), audit=MemoryAuditSink())
+    except SpecError as exc:
+        _print_problems(exc.problems, err)
+        raise typer.Exit(EXIT_INPUT) from None

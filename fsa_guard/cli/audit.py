@@ -1,0 +1,157 @@
+"""``fsa-guard audit verify|show|tail``: read and check an audit trail."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from .._console import OUTCOME_COLOR, esc
+from ..audit import open_audit
+from ..audit.base import AuditReader, matches, verify_sink
+from ..errors import AuditError
+from ..store import query
+from ._app import (
+    EXIT_DENY,
+    EXIT_OK,
+    _fail_input,
+    app,
+    out,
+)
+
+audit_app = typer.Typer(
+    help="Read and verify an audit trail (URL: sqlite:///audit.db, jsonl:///audit.jsonl, postgresql://...).\n\n"
+    "Exit codes: 0 ok (verify: chain intact), 1 verify: chain broken, 2 unreadable trail or bad URL.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+UrlArg = Annotated[
+    str, typer.Argument(help="The audit trail's URL; ?stream=name picks one stream.", show_default=False)
+]
+
+
+def _open_reader(url: str) -> AuditReader:
+    try:
+        sink = open_audit(url)
+    except AuditError as exc:
+        raise _fail_input(str(exc)) from None
+    if not isinstance(sink, AuditReader):
+        raise _fail_input(f"{url!r} cannot be read back")
+    return sink
+
+
+def _streams(sink: AuditReader, url: str) -> list[str]:
+    chosen = query(url).get("stream")
+    return [chosen] if chosen else sink.streams()
+
+
+def _records(sink: AuditReader, url: str) -> list[Any]:
+    try:
+        return [r for stream in _streams(sink, url) for r in sink.read(stream)]
+    except AuditError as exc:
+        raise _fail_input(str(exc)) from None
+
+
+@audit_app.command("verify")
+def audit_verify(url: UrlArg) -> None:
+    """Check the hash chain of every stream. Exit 0 intact, 1 broken (naming the first bad record)."""
+    sink = _open_reader(url)
+    try:
+        reports = [r for r in verify_sink(sink) if r.stream in _streams(sink, url)]
+    except AuditError as exc:
+        raise _fail_input(str(exc)) from None
+    for r in reports:
+        out.print(f"[{'green' if r.ok else 'red'}]{'ok' if r.ok else 'BROKEN'}[/] {esc(str(r))}", markup=True)
+    if not reports:
+        out.print("no records")
+    raise typer.Exit(EXIT_OK if all(r.ok for r in reports) else EXIT_DENY)
+
+
+def _print_records(records: list[Any], as_json: bool) -> None:
+    for r in records:
+        if as_json:
+            sys.stdout.write(json.dumps(r, sort_keys=True, default=str) + "\n")
+            continue
+        if not isinstance(r, dict):
+            out.print(f"[red]unreadable record[/red] {esc(str(r)[:200])}", markup=True)
+            continue
+        where = f"{r.get('stream')}:{r.get('seq')}"
+        if r.get("kind") == "answer":
+            note = f" — {r.get('note')}" if r.get("note") else ""
+            out.print(
+                f"[dim]{where} {esc(str(r.get('time')))}[/dim]  [bold]ANSWER[/bold] {esc(str(r.get('choice')))} "
+                f"{esc(str(r.get('tool')))} by {esc(str(r.get('by')))}{esc(note)} "
+                f"[dim](approval {esc(str(r.get('approval_id')))})[/dim]",
+                markup=True,
+            )
+            continue
+        if r.get("kind") == "report":
+            state = "[green]ran[/green]" if r.get("ok") else f"[red]failed[/red] {esc(str(r.get('error') or ''))}"
+            out.print(
+                f"[dim]{where} {esc(str(r.get('time')))}[/dim]  {esc(str(r.get('tool')))} {state} "
+                f"[dim](decision {esc(str(r.get('decision')))})[/dim]",
+                markup=True,
+            )
+            continue
+        outcome = str(r.get("outcome", "?"))
+        color = OUTCOME_COLOR.get(outcome, "white")
+        tool = (r.get("proposed") or {}).get("tool", "?")
+        ids = ", ".join(f.get("id", "?") for f in r.get("findings", []) if isinstance(f, dict))
+        out.print(
+            f"[dim]{where} {esc(str(r.get('time')))}[/dim]  [bold {color}]{outcome.upper()}[/] {esc(str(tool))}"
+            + (f"  [dim]{esc(ids)}[/dim]" if ids else ""),
+            markup=True,
+        )
+
+
+@audit_app.command("show")
+def audit_show(
+    url: UrlArg,
+    outcome: Annotated[str | None, typer.Option(help="Only decisions with this outcome.")] = None,
+    tool: Annotated[str | None, typer.Option(help="Only decisions about this tool.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only records at or after this ISO time (UTC).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many, the latest.", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+) -> None:
+    """List decisions (and reported outcomes), oldest first."""
+    if since is not None:
+        try:
+            since = datetime.fromisoformat(since).astimezone(UTC).isoformat() if "T" in since or "-" in since else since
+        except ValueError:
+            raise _fail_input(f"--since {since!r} is not an ISO time such as 2026-03-02T10:00:00Z") from None
+    wanted_decisions = outcome is not None or tool is not None
+    chosen = [
+        r
+        for r in _records(_open_reader(url), url)
+        if not isinstance(r, dict)
+        or (matches(r, outcome, tool, since) and not (wanted_decisions and r.get("kind") == "report"))
+    ]
+    _print_records(chosen[-limit:] if limit else chosen, as_json)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    url: UrlArg,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many of the latest records to show.", min=0)] = 10,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new records (Ctrl-C stops).")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between checks when following.", min=0.05)] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+) -> None:
+    """Print the latest records; with -f, keep printing new ones as they are written."""
+    sink = _open_reader(url)
+    records = _records(sink, url)
+    _print_records(records[-lines:] if lines else [], as_json)
+    seen = len(records)
+    try:
+        while follow:
+            time.sleep(interval)
+            records = _records(sink, url)
+            _print_records(records[seen:], as_json)
+            seen = len(records)
+    except KeyboardInterrupt:
+        pass
