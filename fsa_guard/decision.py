@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .action import Action, jsonable
@@ -64,6 +64,10 @@ class Answer:
     by: str = "unknown"
     note: str = ""
     at: datetime | None = None  # when it was given; the guard stamps it when the approver did not
+
+    def stamped(self) -> Answer:
+        """This answer with ``at`` set to now when the approver left it unset."""
+        return self if self.at is not None else replace(self, at=datetime.now(UTC))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -485,12 +485,27 @@ class Guard:
                 ok, answer = yield ("ask", pending)
                 given = answer.answer if isinstance(answer, _Late) else answer
                 if ok and isinstance(given, Answer):
-                    spend.answer = given if given.at else replace(given, at=datetime.now(UTC))
+                    spend.answer = given.stamped()
                 outcome, current, reservations, verdict = self._apply_answer(
                     ok, answer, current, now, findings, tuple(pending.findings)
                 )
             timer.lap("escalate")
 
+        return self._finish(outcome, current, proposed, findings, timer, spend, reservations, now, verdict)
+
+    def _finish(
+        self,
+        outcome: Outcome,
+        current: Action,
+        proposed: Action,
+        findings: list[Finding],
+        timer: _Timer,
+        spend: _Spend,
+        reservations: tuple[str, ...],
+        now: datetime,
+        verdict: Verdict,
+    ) -> Decision:
+        """The decision to run ``current`` (revise when it is not the proposed call), recorded and timed."""
         if outcome == "allow" and (current.tool != proposed.tool or not _same_args(current.args, proposed.args)):
             outcome = "revise"
         remember = tuple(verdict.remember) if outcome in ("allow", "revise") else ()
@@ -871,7 +886,7 @@ class Guard:
             self._answered[id(decision)] = decision  # held, so its id is not reused while remembered
             while len(self._answered) > 10_000:
                 self._answered.popitem(last=False)
-        stamped = answer if answer.at else replace(answer, at=datetime.now(UTC))
+        stamped = answer.stamped()
         asked = decision.decided_at
         late = asked is not None and (datetime.now(UTC) - asked).total_seconds() > self.escalation_settings.timeout
         try:
@@ -904,19 +919,7 @@ class Guard:
             True, answer if answer is not None else _Late(), current, now, findings, escalated.findings
         )
         timer.lap("escalate")
-        if outcome == "allow" and (
-            current.tool != escalated.proposed.tool or not _same_args(current.args, escalated.proposed.args)
-        ):
-            outcome = "revise"
-        remember = tuple(verdict.remember) if outcome in ("allow", "revise") else ()
-        decision = self._decision(
-            outcome, current, escalated.proposed, findings, timer.timings, spend, reservations, now, remember
-        )
-        if self.audit is not None:
-            decision = self._record(decision)
-            timer.lap("record")
-        timer.done()
-        return decision
+        return self._finish(outcome, current, escalated.proposed, findings, timer, spend, reservations, now, verdict)
 
     def _unusable(self, approval_id: str, exc: Exception, escalated: Decision | None = None) -> Decision:
         """An approval that cannot be used (unknown, already used, store down) denies."""
@@ -924,8 +927,7 @@ class Guard:
         proposed = escalated.proposed if escalated is not None else action
         finding = Finding("human", "approval-unusable", f"Approval {approval_id} cannot be used: {exc}", "deny")
         findings = [*(escalated.findings if escalated is not None else ()), finding]
-        decision = self._decision("deny", action, proposed, findings, {}, _Spend(approval_id=approval_id))
-        return self._record(decision) if self.audit is not None else decision
+        return self._record(self._decision("deny", action, proposed, findings, {}, _Spend(approval_id=approval_id)))
 
     def _failed(self, action: Action, exc: Exception) -> Decision:
         finding = Finding(
@@ -935,8 +937,7 @@ class Guard:
             effect="deny",
             error=type(exc).__name__,
         )
-        decision = self._decision("deny", action, action, [finding], {}, _Spend())
-        return self._record(decision) if self.audit is not None else decision
+        return self._record(self._decision("deny", action, action, [finding], {}, _Spend()))
 
     def _decision(
         self,
@@ -971,7 +972,9 @@ class Guard:
         )
 
     def _record(self, decision: Decision) -> Decision:
-        assert self.audit is not None
+        """``decision`` as recorded in the audit trail (as it is, without one); denied when it cannot be."""
+        if self.audit is None:
+            return decision
         try:
             record = {"kind": "decision", **decision.to_dict(), "time": datetime.now(UTC).isoformat()}
             record_id = self.audit.write(record)

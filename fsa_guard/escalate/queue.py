@@ -201,14 +201,7 @@ class ApprovalQueue:
             bad = not_json_like(answer.args)
             if bad is not None:
                 raise ApprovalError(f"the edited args must be JSON data: {bad}")
-        stamped = Answer(
-            answer.choice,
-            dict(answer.args) if answer.args is not None else None,
-            answer.by,
-            answer.note,
-            answer.at or datetime.now(UTC),
-        )
-        text = json.dumps(stamped.to_dict(), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(answer.stamped().to_dict(), ensure_ascii=False, allow_nan=False)
         ok, row = self.store.approval_settle(approval_id, answer.choice, text, self._clock())
         if ok and row is not None:
             return self._read(row)
