@@ -8,6 +8,9 @@ Specs and their labelled calls (every scenario line of the files, round robin):
   (a person's layer over the enterprise baseline), the 32 + 15 = 47 labelled calls of both;
 - ``personal-assistant``: ``policies/personal-assistant.yaml`` alone, its 31 labelled calls.
 
+Each spec also runs on the memory store with every expression evaluated by the CEL package
+(``FSA_GUARD_PYCEL=0``, store ``memory, CEL package only``): what evaluating in Python saves.
+
 Budgets really reserve (a Redis round trip, a SQLite transaction); the reservation is released after each
 timed ``decide``, untimed, so every run of a call sees the same budget state and reaches the same
 decision. The stores take turns (interleaved rounds). Scenario lines that set budget use beforehand
@@ -31,6 +34,7 @@ SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "personal-assistant": (("policies/personal-assistant.yaml",), ("policies/scenarios/personal-assistant.jsonl",)),
 }
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+CEL_ONLY = "memory, CEL package only"
 
 
 def load_actions(files: tuple[str, ...]) -> list[Any]:
@@ -100,12 +104,15 @@ def run(n: int = 5000, rounds: int = 5, redis_url: str = DEFAULT_REDIS, by_tool:
             for store_name, store in stores.items():
                 # the cost of deciding; writing the audit trail is a stage of its own
                 guards[store_name] = Guard(spec, store=store, audit=False)
+            # the same, every expression evaluated by the CEL package (FSA_GUARD_PYCEL=0): what Python saves
+            guards[CEL_ONLY] = Guard(spec, store=MemoryStore(), audit=False)
+            decide = {s: (_cel_only(g) if s == CEL_ONLY else g.decide) for s, g in guards.items()}
             try:
-                outcomes = {s: [_decide_released(g, a) for a in actions] for s, g in guards.items()}
+                outcomes = {s: [_decide_released(decide[s], g, a) for a in actions] for s, g in guards.items()}
                 same = len({tuple(o) for o in outcomes.values()}) == 1
                 items = len(actions) * max(1, n // (len(actions) * rounds))
                 stats = interleaved(
-                    {s: (lambda i, g=g, acts=actions: g.decide(acts[i % len(acts)])) for s, g in guards.items()},
+                    {s: (lambda i, d=decide[s], acts=actions: d(acts[i % len(acts)])) for s in guards},
                     items,
                     rounds,
                     chunk=len(actions),
@@ -140,10 +147,24 @@ def run(n: int = 5000, rounds: int = 5, redis_url: str = DEFAULT_REDIS, by_tool:
     }
 
 
-def _decide_released(guard: Any, action: Any) -> str:
-    d = guard.decide(action)
+def _decide_released(decide: Any, guard: Any, action: Any) -> str:
+    d = decide(action)
     guard.report(d, ok=False)
     return str(d.outcome)
+
+
+def _cel_only(guard: Any) -> Any:
+    """``guard.decide`` with every expression evaluated by the CEL package, as ``FSA_GUARD_PYCEL=0`` does."""
+    from fsa_guard.verify import engine
+
+    def decide(action: Any) -> Any:
+        engine.PYTHON_EVAL = False
+        try:
+            return guard.decide(action)
+        finally:
+            engine.PYTHON_EVAL = True
+
+    return decide
 
 
 def _by_tool(guard: Any, actions: list[Any], per: int, rounds: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from ..errors import Problem, SpecError
 from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
+from ..verify.pycel import PyProgram
 from .loader import ResolvedSpec, Source, load_layers, resolve
 from .model import Budget, CriticSettings, EscalationSettings, Norm, Priority, Remember, ValueCard
 
@@ -103,6 +104,9 @@ class ToolPlan:
     # One program for every norm's `when` and each budget's `when` and `measure`, in that order (None:
     # nothing to evaluate, or it did not combine); see verify.engine for how it is used.
     batch: Any = None
+    # The let programs in Python when every expression of the plan has one (see verify.pycel); None: the
+    # plan runs on the CEL package only.
+    py_lets: dict[str, PyProgram] | None = None
 
 
 class CompiledSpec:
@@ -134,7 +138,8 @@ class CompiledSpec:
         self.budgets = tuple(budgets)
         self.remember = tuple(remember)
         self.lets = lets
-        self._static = {**EXTENSION_FUNCTIONS, **static_functions(self.zone)}
+        #: the functions expressions may call that do not depend on a decision (extensions and the spec's own)
+        self.static_functions = {**EXTENSION_FUNCTIONS, **static_functions(self.zone)}
         self._index = _ToolIndex(
             [(n.norm.tools, n) for n in self.norms],
             [(b.budget.tools, b) for b in self.budgets],
@@ -183,13 +188,14 @@ class CompiledSpec:
             remember=remember,
             lets=lets,
             variables=frozenset().union(*(c.variables for c in exprs)) if exprs else frozenset(),
-            functions={f: self._static[f] for f in functions if f in self._static},
+            functions={f: self.static_functions[f] for f in functions if f in self.static_functions},
             history_functions=tuple(sorted(f for f in functions if f in HISTORY_FUNCTIONS)),
             raw_history=any(c.raw_history for c in exprs),
             arg_keys=_union_keys(c.arg_keys for c in exprs),
             context_keys=_union_keys(c.context_keys for c in exprs),
             state_keys=_union_keys(c.state_keys for c in exprs),
             batch=_batch(norms, budgets, lets),
+            py_lets={name: c.py for name, c in lets if c.py} if all(c.py for c in exprs) else None,
         )
 
     def _lets_needed(self, exprs: Iterable[Compiled]) -> tuple[tuple[str, Compiled], ...]:

@@ -10,6 +10,7 @@ expression that fails escalates. A budget whose ``when`` or ``measure`` fails re
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,10 +24,16 @@ from ..decision import Finding
 from ..errors import StoreError
 from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledRemember, CompiledSpec, ToolPlan
 from ..store.base import Store
+from .expr import Compiled
 from .functions import HistoryIndex, _fixed_offset
+from .pycel import Scope
 from .schema import ArgsValidator
 
-__all__ = ["Verdict", "remember_key", "verify"]
+__all__ = ["PYTHON_EVAL", "Verdict", "remember_key", "verify"]
+
+#: Evaluate expressions in Python where ``verify.pycel`` can (the default), else always on the CEL package.
+#: ``FSA_GUARD_PYCEL=0`` in the environment turns it off, to rule it out when a decision looks wrong.
+PYTHON_EVAL = os.environ.get("FSA_GUARD_PYCEL", "1") != "0"
 
 
 @dataclass(slots=True)
@@ -113,15 +120,17 @@ def verify(
         v.critique.extend(f"value:{card.id}" for card in plan.critique_values)
         return v
 
+    env: _Env | _PyEnv | None
     try:
-        ctx = _context(spec, plan, action, now, store)
+        env = _PyEnv.create(spec, plan, action, now, store) if plan.py_lets is not None and PYTHON_EVAL else None
+        if env is None:
+            env = _Env(_context(spec, plan, action, now, store), plan)
     except StoreError as exc:
         v.add(Finding("store", "store-unavailable", f"Budget state could not be read: {exc}", effect="deny"))
         return v
     except (ValueError, TypeError, OverflowError) as exc:
         return _malformed(f"the action cannot be read by the spec's expressions: {exc}")
 
-    env = _Env(ctx, plan)
     batch = env.batch()
     revisions: dict[str, tuple[str, Any]] = {}
     for i, norm in enumerate(plan.norms):
@@ -140,13 +149,14 @@ def verify(
     if not v.deny:
         k = len(plan.norms)
         for j, budget in enumerate(plan.budgets):
-            _measure(budget, env, v, None if batch is None else (batch[k + 2 * j], batch[k + 2 * j + 1]))
+            known = None if batch is None else (batch[k + 2 * j], batch[k + 2 * j + 1])
+            _measure(budget, env, v, None if known is None or _UNSET in known else known)
         for noting in plan.remember:
             _note(noting, env, v)
     return v
 
 
-def _note(rule: CompiledRemember, env: _Env, v: Verdict) -> None:
+def _note(rule: CompiledRemember, env: _Env | _PyEnv, v: Verdict) -> None:
     """What ``rule`` would remember if the call runs. A failure escalates: a limit on what is remembered (say,
     distinct recipients a week) would otherwise undercount."""
     try:
@@ -177,6 +187,15 @@ def _as_arg(value: Any) -> Any:
     bad = not_json_like(value, "the new value")
     if bad:
         raise TypeError(bad)
+    return _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    """A fresh copy of JSON-like data: a revision evaluated in Python may hand back a part of the old args."""
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
     return value
 
 
@@ -214,14 +233,24 @@ class _BadValue(Exception):
 
 
 def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None) -> Any:
+    """The decision's values as a context of the CEL package."""
+    variables, functions = _bindings(spec, plan, action, now, store, for_cel=True)
+    return cel.Context(variables=variables, functions=functions)
+
+
+def _bindings(
+    spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None, for_cel: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The variables and functions the plan's expressions read."""
     names = plan.variables
     variables: dict[str, Any] = {}
-    # Converting values for CEL is most of a decision's cost: pass only the keys the expressions can see.
     if "action" in names:
         args = action.args
         keys = plan.arg_keys
-        view = dict(args) if keys is None else {k: args[k] for k in keys if k in args}
-        variables["action"] = {"tool": action.tool, "args": view}
+        # Converting values for CEL is most of its cost: pass it only the keys the expressions can see.
+        if for_cel:
+            args = dict(args) if keys is None else {k: args[k] for k in keys if k in args}
+        variables["action"] = {"tool": action.tool, "args": args}
     if "request" in names:
         variables["request"] = action.request or ""
     if "context" in names:
@@ -235,11 +264,11 @@ def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, 
     functions = dict(plan.functions)
     if "history" in names or plan.history_functions:
         index = HistoryIndex(action.history)
-        # Converting the history for CEL is the costly part of a decision; do it only when an
-        # expression reads it directly. History functions get the Python-side index instead.
+        # Converting the history for CEL is costly; do it only when an expression reads it directly.
+        # History functions get the Python-side index instead.
         variables["history"] = index.as_cel() if plan.raw_history else 0
         functions.update(index.bound(plan.history_functions))
-    return cel.Context(variables=variables, functions=functions)
+    return variables, functions
 
 
 def _state(spec: CompiledSpec, plan: ToolPlan, store: Store | None, now: datetime) -> dict[str, Any]:
@@ -362,8 +391,70 @@ class _Env:
         return text.split(". Check", 1)[0] if text else type(exc).__name__
 
 
+class _PyEnv:
+    """One decision's expressions evaluated in Python (see ``verify.pycel``), with no conversion of its values.
+
+    What Python defers — every error, and whatever ``pycel`` does not model — runs on the CEL package in an
+    :class:`_Env` made on first need, so values, errors and their messages are the package's own.
+    """
+
+    __slots__ = ("_cel", "action", "now", "plan", "scope", "spec", "store")
+
+    def __init__(
+        self, spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None, scope: Scope
+    ) -> None:
+        self.spec, self.plan, self.action, self.now, self.store = spec, plan, action, now, store
+        self.scope = scope
+        self._cel: _Env | None = None
+
+    @classmethod
+    def create(
+        cls, spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None
+    ) -> _PyEnv | None:
+        """The Python environment, or None where only the CEL package reads the values as it would."""
+        variables, functions = _bindings(spec, plan, action, now, store, for_cel=False)
+        if "context" in variables and not_json_like(variables["context"]) is not None:
+            return None  # times, or objects the package refuses: its conversion decides
+        return cls(
+            spec, plan, action, now, store, Scope(variables, functions, spec.static_functions, plan.py_lets or {})
+        )
+
+    def cel(self) -> _Env:
+        if self._cel is None:
+            self._cel = _Env(_context(self.spec, self.plan, self.action, self.now, self.store), self.plan)
+        return self._cel
+
+    def batch(self) -> list[Any]:
+        """Like :meth:`_Env.batch`; an item Python defers is ``_UNSET``, to be run on its own."""
+        out: list[Any] = []
+        for norm in self.plan.norms:
+            out.append(True if norm.when is None else self._try(norm.when))
+        for b in self.plan.budgets:
+            out.append(True if b.when is None else self._try(b.when))
+            out.append(1.0 if b.measure is None else self._try(b.measure))
+        return out
+
+    def _try(self, compiled: Compiled) -> Any:
+        try:
+            return compiled.py(self.scope)  # type: ignore[misc]
+        except Exception:  # Defer, or anything unforeseen (deep recursion): the package answers
+            return _UNSET
+
+    def run(self, compiled: Compiled) -> Any:
+        """Evaluate ``compiled``: in Python, or on the CEL package where Python defers."""
+        if compiled.py is not None:
+            try:
+                return compiled.py(self.scope)
+            except Exception:
+                pass
+        return self.cel().run(compiled)
+
+    def describe(self, exc: BaseException) -> str:
+        return self.cel().describe(exc)
+
+
 def _check_norm(
-    norm: CompiledNorm, env: _Env, v: Verdict, revisions: dict[str, tuple[str, Any]], result: Any = _UNSET
+    norm: CompiledNorm, env: _Env | _PyEnv, v: Verdict, revisions: dict[str, tuple[str, Any]], result: Any = _UNSET
 ) -> None:
     """Apply ``norm``; ``result`` is its condition's value when the batch computed it."""
     n = norm.norm
@@ -405,7 +496,7 @@ def _check_norm(
 
 def _revise(
     norm: CompiledNorm,
-    env: _Env,
+    env: _Env | _PyEnv,
     v: Verdict,
     revisions: dict[str, tuple[str, Any]],
     message: str,
@@ -435,7 +526,7 @@ def _revise(
     v.add(Finding("norm", n.id, message, effect="revise", values=values, error=error))
 
 
-def _measure(budget: CompiledBudget, env: _Env, v: Verdict, known: tuple[Any, Any] | None = None) -> None:
+def _measure(budget: CompiledBudget, env: _Env | _PyEnv, v: Verdict, known: tuple[Any, Any] | None = None) -> None:
     """Charge ``budget``; ``known`` is its (when, measure) values when the batch computed them."""
     b = budget.budget
     try:

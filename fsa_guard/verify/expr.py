@@ -18,7 +18,8 @@ import cel
 from cel.stdlib import EXTENSIONS
 
 from ..errors import did_you_mean
-from .functions import HISTORY_FUNCTIONS, STATIC_ARITY
+from .functions import HISTORY_FUNCTIONS, STATIC_ARITY, regex_search
+from .pycel import RESERVED, PyProgram, compile_py
 
 __all__ = ["ROOT_VARIABLES", "Compiled", "ExprError", "compile_batch", "compile_expr"]
 
@@ -75,6 +76,7 @@ class Compiled:
     arg_keys: frozenset[str] | None = None  # the only action.args keys it can observe (None: any)
     context_keys: frozenset[str] | None = None  # the only context keys it can observe (None: any)
     state_keys: frozenset[str] | None = None  # "budgets.<id>" / "remembered.<id>" it reads (None: any)
+    py: PyProgram | None = None  # the same expression evaluated in Python (see verify.pycel); None: CEL only
 
 
 def _strip_strings(src: str) -> str:
@@ -110,31 +112,6 @@ def _call_args(bare: str, open_paren: int) -> tuple[list[tuple[int, int]], int] 
 
 _GET = re.compile(r"(?<![\w.])get\s*\(")
 _KEY_LITERAL = re.compile(r"""^\s*(["'])([A-Za-z_][A-Za-z0-9_]*)\1\s*$""")
-_CEL_RESERVED = frozenset(
-    [
-        "as",
-        "break",
-        "const",
-        "continue",
-        "else",
-        "false",
-        "for",
-        "function",
-        "if",
-        "import",
-        "in",
-        "let",
-        "loop",
-        "package",
-        "namespace",
-        "null",
-        "return",
-        "true",
-        "var",
-        "void",
-        "while",
-    ]
-)
 
 
 def inline_get(src: str) -> str:
@@ -153,7 +130,7 @@ def inline_get(src: str) -> str:
     spans, close = parsed
     target = bare[spans[0][0] : spans[0][1]].strip() if spans else ""
     key = _KEY_LITERAL.match(src[spans[1][0] : spans[1][1]]) if len(spans) in (2, 3) else None
-    if target not in ("action.args", "context") or key is None or key.group(2) in _CEL_RESERVED:
+    if target not in ("action.args", "context") or key is None or key.group(2) in RESERVED:
         return src[: m.end()] + inline_get(src[m.end() :])
     field = f"{target}.{key.group(2)}"
     default = inline_get(src[spans[2][0] : spans[2][1]].strip()) if len(spans) == 3 else "null"
@@ -178,6 +155,19 @@ def _same_in_both(pattern: str) -> bool:
     return True
 
 
+def _py_regex(pattern: str) -> Any:
+    """A search for ``pattern`` where Python's ``re`` reads it as the CEL package does, else None."""
+    if not _same_in_both(pattern):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "possible nested set": Python reads it another way
+            re.compile(pattern)
+    except (re.error, Warning):
+        return None
+    return lambda text: regex_search(text, pattern)
+
+
 def inline_matches(src: str) -> str:
     """Send ``matches()`` with a literal pattern to a cached Python regex.
 
@@ -199,12 +189,9 @@ def inline_matches(src: str) -> str:
             continue
         try:
             pattern = ast.literal_eval(literal)
-            if not isinstance(pattern, str) or not _same_in_both(pattern):
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # e.g. "possible nested set": Python reads it another way
-                re.compile(pattern)
-        except (ValueError, SyntaxError, re.error, TypeError, Warning):
+        except (ValueError, SyntaxError, TypeError):
+            continue
+        if not isinstance(pattern, str) or _py_regex(pattern) is None:
             continue
         name_at = bare.index("matches", m.start())
         out.append(src[last:name_at] + "fsa_matches")
@@ -336,6 +323,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
             functions.add("fsa_matches")
     arg_keys, context_keys = _keys_used(bare, bound)
     state_keys = _state_keys(bare, bound) if "state" in variables else frozenset()
+    py = compile_py(src, lets, _ROOTS, _OURS, _HISTORY, _PY_EXTENSIONS, _py_regex)
     return Compiled(
         source=src,
         program=program,
@@ -346,7 +334,15 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         arg_keys=arg_keys,
         context_keys=context_keys,
         state_keys=state_keys,
+        py=py,
     )
+
+
+_ROOTS = frozenset(ROOT_VARIABLES)
+_OURS = frozenset({*HISTORY_FUNCTIONS, *STATIC_ARITY})
+_HISTORY = frozenset(HISTORY_FUNCTIONS)
+# Extension functions as the CEL package reaches them: a name it implements itself is not registered.
+_PY_EXTENSIONS = {n: f for n, f in EXTENSION_FUNCTIONS.items() if n.rsplit(".", 1)[-1] not in _BUILTIN_FUNCTIONS}
 
 
 def _preceded_by_namespace(text: str, start: int) -> bool:

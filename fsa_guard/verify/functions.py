@@ -117,14 +117,27 @@ def _key(value: Any) -> Any:
     return value
 
 
-def _is_glob(pattern: str) -> bool:
-    return any(ch in pattern for ch in "*?[")
+@functools.lru_cache(maxsize=1024)
+def _parsed_text(text: str) -> Any:
+    """``Call.parsed_output`` of a text output, cached: shared between decisions, so never changed in place."""
+    return Call("", {}, text).parsed_output()
+
+
+_is_glob = re.compile(r"[*?\[]").search
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: Any) -> Callable[[str], Any]:
+    """A matcher for a tool-name glob (case-sensitive, as ``fnmatch.fnmatchcase``)."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"a tool pattern must be text, got {type(pattern).__name__}")
+    return re.compile(fnmatch.translate(pattern)).match
 
 
 class HistoryIndex:
     """One decision's history, indexed once: calls by tool, parsed outputs and their normalized text."""
 
-    __slots__ = ("_arg_keys", "_by_tool", "_calls", "_leaves", "_outputs", "_texts")
+    __slots__ = ("_arg_keys", "_by_tool", "_calls", "_found", "_leaves", "_outputs", "_texts")
 
     def __init__(self, history: Sequence[Call | Mapping[str, Any]]) -> None:
         self._calls = [c if type(c) is Call else Call.coerce(c) for c in history]
@@ -135,6 +148,7 @@ class HistoryIndex:
         self._texts: list[tuple[str, frozenset[int]] | None] = [None] * len(self._calls)
         self._arg_keys: dict[tuple[int, str], Any] = {}
         self._leaves: dict[int, list[tuple[str, frozenset[int]]]] = {}
+        self._found: dict[Any, list[int]] = {}  # glob patterns -> indices, for the norms that ask again
 
     def _indices(self, tool: str | Sequence[str]) -> list[int]:
         if isinstance(tool, str):
@@ -143,14 +157,25 @@ class HistoryIndex:
             patterns: Sequence[str] = (tool,)
         else:
             patterns = tool
-        return sorted(
-            i for name, idx in self._by_tool.items() if any(fnmatch.fnmatchcase(name, p) for p in patterns) for i in idx
-        )
+        if not self._by_tool:
+            return []
+        key = tuple(patterns)
+        found = self._found.get(key)
+        if found is None:
+            globs = [_glob(p) for p in patterns]
+            found = self._found[key] = sorted(
+                i for name, idx in self._by_tool.items() if any(g(name) for g in globs) for i in idx
+            )
+        return found
 
     def _output(self, i: int) -> Any:
         out = self._outputs[i]
         if out is _UNSET:
-            out = self._outputs[i] = self._calls[i].parsed_output()
+            call = self._calls[i]
+            text = call.output
+            # The same outputs come back in every decision of a run: parse short texts once.
+            out = _parsed_text(text) if type(text) is str and len(text) <= 8192 else call.parsed_output()
+            self._outputs[i] = out
         return out
 
     def _text(self, i: int) -> tuple[str, frozenset[int]]:
@@ -352,8 +377,16 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=z)
 
     def local(value: Any, zone_name: str | None) -> datetime:
+        if (type(value) is datetime or type(value) is str) and (zone_name is None or type(zone_name) is str):
+            return local_cached(value, zone_name)  # norms ask hour(now), weekday(now), ... of the same time
+        return local_uncached(value, zone_name)
+
+    def local_uncached(value: Any, zone_name: str | None) -> datetime:
         z = ZoneInfo(zone_name) if zone_name else zone
         return to_time(value, zone_name).astimezone(z)
+
+    # Equal datetimes are the same instant (or, naive, the same wall time), which is all the result depends on.
+    local_cached = functools.lru_cache(maxsize=256)(local_uncached)
 
     def hour(value: Any, zone_name: str | None = None) -> int:
         return local(value, zone_name).hour
