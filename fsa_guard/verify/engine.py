@@ -457,6 +457,8 @@ def _check_norm(
     norm: CompiledNorm, env: _Env | _PyEnv, v: Verdict, revisions: dict[str, tuple[str, Any]], result: Any = _UNSET
 ) -> None:
     """Apply ``norm``; ``result`` is its condition's value when the batch computed it."""
+    if result is False and norm.when is not None:
+        return  # the usual case: a norm that does not apply
     n = norm.norm
     error = None
     if norm.when is None:
