@@ -139,12 +139,30 @@ def run(n: int = 5000, rounds: int = 5, redis_url: str = DEFAULT_REDIS, by_tool:
                 if redis_problem is None:
                     cleaned += _drop_redis_keys(redis_url, prefix)
     return {
+        "hot": _hot(n),
         "rows": rows,
         "alice_by_tool": per_tool,
         "rounds": rounds,
         "redis": redis_problem or f"{redis_url}, keys under a random bench-* prefix ({cleaned} deleted after)",
         "redis_skipped": redis_problem is not None,
     }
+
+
+def _hot(n: int) -> dict[str, Any]:
+    """``bench/decide.py``'s measure, which the target is stated in: one guard on ``alice`` in a hot loop
+    (budgets never fill), evaluating in Python and then on the CEL package only."""
+    from bench.decide import reference_case
+    from fsa_guard.verify import engine
+
+    out: dict[str, Any] = {}
+    for name, python in (("python", True), ("cel_only", False)):
+        engine.PYTHON_EVAL = python
+        try:
+            case = reference_case(n) or {}
+        finally:
+            engine.PYTHON_EVAL = True
+        out[name] = {k: v for k, v in case.items() if k != "by_tool"}
+    return out
 
 
 def _decide_released(decide: Any, guard: Any, action: Any) -> str:

@@ -6,7 +6,7 @@ linear).
 - ``other tools``: specs of 10 to 10,000 norms spread over 10, 100 or 1,000 tools, plus the decided tool
   ``probe`` with the same 5 norms in every spec. A decision on ``probe`` should not care how many norms
   the other tools have.
-- ``same tool``: 1, 10, 100, 300 and 1,000 norms on ``probe`` itself (over a constant background of 1,000
+- ``same tool``: 1, 10, 100, 300, 1,000 and 3,000 norms on ``probe`` itself (over a constant background of 1,000
   norms on 100 other tools). Every norm stays silent on the decided call, so each is evaluated: the worst
   case. The cost should grow at most linearly: a least-squares line gives the cost per norm and R², and
   the growth exponent between the two largest points says whether the cost per norm climbs.
@@ -100,7 +100,7 @@ def run(
     rounds: int = 5,
     sizes: tuple[int, ...] = (10, 100, 1000, 10000),
     tools: tuple[int, ...] = (10, 100, 1000),
-    same: tuple[int, ...] = (1, 10, 100, 300, 1000),
+    same: tuple[int, ...] = (1, 10, 100, 300, 1000, 3000),
     background: tuple[int, int] = (1000, 100),
 ) -> dict[str, Any]:
     from fsa_guard import Action, Guard

@@ -261,7 +261,8 @@ def _bindings(
         variables["now"] = _fixed_offset(now)
     if "state" in names:
         variables["state"] = _state(spec, plan, store, now)
-    functions = dict(plan.functions)
+    # The CEL package needs every function registered; Python finds the spec's own in spec.static_functions.
+    functions = dict(plan.functions) if for_cel else {}
     if "history" in names or plan.history_functions:
         index = HistoryIndex(action.history)
         # Converting the history for CEL is costly; do it only when an expression reads it directly.

@@ -23,6 +23,7 @@ decides.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -416,6 +417,32 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 
 
 _SAFE = frozenset({str, bool, float, list, dict})
+
+
+_NUMBER_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _number_test(
+    left: PyProgram, value: float, test: Callable[[Any, Any], bool], op: Callable[[Any, Any], Any]
+) -> PyProgram:
+    """A comparison with a number literal: a double (not NaN, which the package will not order) or an int
+    within 2**53 compares directly; anything else takes the general path."""
+
+    def compare(s: Scope) -> Any:
+        a = left(s)
+        t = type(a)
+        if (t is float and a == a) or (t is int and -_EXACT <= a <= _EXACT):
+            return test(a, value)
+        return op(a, value)
+
+    return compare
 
 
 def _plain(v: Any) -> Any:
@@ -845,6 +872,9 @@ class _Compiler:
         op, left = _BINARY[node[1]], self.compile(node[2], bound)
         if node[3][0] == "lit":
             value = node[3][1]
+            fast = _NUMBER_TESTS.get(node[1]) if type(value) in (int, float) and abs(value) <= _EXACT else None
+            if fast is not None:  # `amount > 500.0`: a number of either kind compares directly
+                return _number_test(left, value, fast, op)
             return lambda s: op(left(s), value)
         right = self.compile(node[3], bound)
         return lambda s: op(left(s), right(s))

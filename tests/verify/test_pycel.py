@@ -94,6 +94,7 @@ DATA = {
         "nil": None,
         "yes": True,
         "words": ["a", "bb", "ccc"],
+        "nan": float("nan"),
     }
 }
 
@@ -119,7 +120,8 @@ ANSWERED = [
     'x.s.matches("^H.llo")', 'matches(x.s, "W[a-z]+")', "x.big + 1 > 0", "dyn(1) == 1.0", "x.nil == null",
     "x.yes ? 1 : 2", '{"a": 1, "a": 2}', 'get(x, "a", 0)', 'get(x, "zz", 0)', 'get(x.l, 1, 0)',
     'mentions("pay Sam now", "sam")', 'in_domain("https://a.example.com/x", ["example.com"])', 'host(x.s)',
-    "x.e.size() == 0 || x.missing", '["a"].exists(a, a in ["a"])',
+    "x.e.size() == 0 || x.missing", '["a"].exists(a, a in ["a"])', "x.n > 2.5", "x.f <= 3", "x.n == 3.0",
+    "x.nan == 1.0", "x.nan != 1.0", "x.big > 1",
 ]  # fmt: skip
 
 # The CEL package fails each of these: Python must leave them to it.
@@ -129,7 +131,7 @@ DEFERRED = [
     '-"a"', "1 ? 2 : 3", "1 && true", "true && 1", "false || 1", "(1 / 0 == 1) || false", "x.z.exists(v, 10 / v > 1)",
     "x.z.all(v, 10 / v > 20)", "x.l.exists(v, v)", "x.l.filter(v, 1)", "x.a.b", "x.n.a", '"abc".substring(5)',
     'int(" 12")', 'double(" 1")', 'double("1_0")', "int(1e30)", "1.5 % 1.0", '[1] + "a"', '"a" + 1', "1 in 1",
-    '"x".startsWith(1)', 'duration("1d")',
+    '"x".startsWith(1)', 'duration("1d")', "x.nan > 1.0", "x.nan <= 1", "1.0 < x.nan",
     "(-9223372036854775807 - 1) / -1", "(-9223372036854775807 - 1) % -1",
 ]  # fmt: skip
 
