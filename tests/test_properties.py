@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsa_guard import Action, Call, Decision, Guard, load_spec
+from fsa_guard.verify import engine
 
 TOOLS = ["pay", "tip", "send_email", "read_file", "purchase_book", "purchase_tv"]
 TOOL_PATTERNS = [*TOOLS, "purchase_*", "send_*", "*", "read_?ile"]
@@ -335,3 +337,24 @@ def test_no_malformed_action_is_allowed_under_deny_by_default(spec, batch):
         if action.tool in SCHEMAS and not schema_ok(action.tool, action.args):
             assert d.outcome == "deny"
             assert "malformed-action" in d.finding_ids()
+
+
+def _comparable(d: Decision) -> dict[str, Any]:
+    out = d.to_dict()
+    # the explanation prints revised values, and the CEL package hands maps back in hash order
+    for key in ("timings", "decided_at", "record_id", "explanation"):
+        out.pop(key, None)
+    return out
+
+
+@PROPERTY_SETTINGS
+@given(spec=specs(), batch=st.lists(actions(), min_size=1, max_size=4))
+def test_python_and_the_cel_package_decide_alike(spec, batch):
+    # fsa_guard evaluates expressions in Python where it can (verify/pycel.py); the CEL package must agree.
+    decided = []
+    for python in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(engine, "PYTHON_EVAL", python)
+            guard = build_guard(spec)
+            decided.append([_comparable(guard.decide(action)) for action in batch])
+    assert decided[0] == decided[1]

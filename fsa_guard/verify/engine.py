@@ -26,7 +26,7 @@ from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledRemember, Comp
 from ..store.base import Store
 from .expr import Compiled
 from .functions import HistoryIndex, _fixed_offset
-from .pycel import Scope
+from .pycel import Scope, has_wide_int
 from .schema import ArgsValidator
 
 __all__ = ["PYTHON_EVAL", "Verdict", "remember_key", "verify"]
@@ -163,7 +163,7 @@ def _note(rule: CompiledRemember, env: _Env | _PyEnv, v: Verdict) -> None:
         if rule.when is not None:
             applies = env.run(rule.when)
             if not isinstance(applies, bool):
-                raise _BadValue(f"'when' must be true or false, got {applies!r}")
+                raise _BadValue(f"'when' must be true or false, got {_shown(applies)}")
             if not applies:
                 return
         value = _as_arg(env.run(rule.value))
@@ -226,6 +226,19 @@ def not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
                     return bad
         return None
     return f"{path} is a {type(value).__name__}"
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` with map keys in sorted order: the CEL package hands maps back in hash order."""
+    return repr(_key_sorted(value))
+
+
+def _key_sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _key_sorted(v) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_key_sorted(v) for v in value]
+    return value
 
 
 class _BadValue(Exception):
@@ -414,8 +427,12 @@ class _PyEnv:
     ) -> _PyEnv | None:
         """The Python environment, or None where only the CEL package reads the values as it would."""
         variables, functions = _bindings(spec, plan, action, now, store, for_cel=False)
-        if "context" in variables and not_json_like(variables["context"]) is not None:
-            return None  # times, or objects the package refuses: its conversion decides
+        if "context" in variables and (
+            not_json_like(variables["context"]) is not None or has_wide_int(variables["context"])
+        ):
+            return None  # times, objects the package refuses, ints beyond 64 bits: its conversion decides
+        if "action" in variables and has_wide_int(action.args):
+            return None
         return cls(
             spec, plan, action, now, store, Scope(variables, functions, spec.static_functions, plan.py_lets or {})
         )
@@ -437,17 +454,17 @@ class _PyEnv:
 
     def _try(self, compiled: Compiled) -> Any:
         try:
-            return compiled.py(self.scope)  # type: ignore[misc]
+            value = compiled.py(self.scope)  # type: ignore[misc]
         except Exception:  # Defer, or anything unforeseen (deep recursion): the package answers
             return _UNSET
+        return value if value is True or value is False or not has_wide_int(value) else _UNSET
 
     def run(self, compiled: Compiled) -> Any:
         """Evaluate ``compiled``: in Python, or on the CEL package where Python defers."""
         if compiled.py is not None:
-            try:
-                return compiled.py(self.scope)
-            except Exception:
-                pass
+            value = self._try(compiled)
+            if value is not _UNSET:
+                return value
         return self.cel().run(compiled)
 
     def describe(self, exc: BaseException) -> str:
@@ -471,7 +488,7 @@ def _check_norm(
             except Exception as exc:
                 result, error = None, env.describe(exc)
         if error is None and not isinstance(result, bool):
-            error = f"'when' must be true or false, got {result!r}"
+            error = f"'when' must be true or false, got {_shown(result)}"
         fired = result is True
     message = n.message or n.description or f"Norm '{n.id}' applies"
     values = tuple(n.serves)
@@ -536,14 +553,14 @@ def _measure(budget: CompiledBudget, env: _Env | _PyEnv, v: Verdict, known: tupl
         if budget.when is not None:
             applies = env.run(budget.when) if known is None else known[0]
             if not isinstance(applies, bool):
-                raise _BadValue(f"'when' must be true or false, got {applies!r}")
+                raise _BadValue(f"'when' must be true or false, got {_shown(applies)}")
             if not applies:
                 return
         if known is None:
             known = (None, 1.0 if budget.measure is None else env.run(budget.measure))
         amount = known[1]
         if isinstance(amount, bool) or not isinstance(amount, int | float) or amount != amount or amount < 0:
-            raise _BadValue(f"'measure' must be a number >= 0, got {amount!r}")
+            raise _BadValue(f"'measure' must be a number >= 0, got {_shown(amount)}")
     except Exception as exc:
         error = exc.args[0] if isinstance(exc, _BadValue) and exc.args else env.describe(exc)
         v.add(

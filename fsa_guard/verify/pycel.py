@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["Defer", "PyProgram", "Scope", "compile_py"]
+__all__ = ["RESERVED", "Defer", "PyProgram", "Scope", "compile_py", "has_wide_int"]
 
 
 class Defer(Exception):
@@ -443,6 +443,30 @@ def _number_test(
         return op(a, value)
 
     return compare
+
+
+def has_wide_int(value: Any, depth: int = 0) -> bool:
+    """Whether an int beyond 64 bits is anywhere in ``value``: the package reads one as another kind (uint
+    or double), which this module does not model."""
+    t = type(value)
+    if t is dict or t is list or t is tuple:
+        items = value.values() if t is dict else value
+    elif t is int:
+        return not _I64_MIN <= value <= _I64_MAX
+    elif isinstance(value, Mapping):
+        items = value.values()
+    else:
+        return False
+    for v in items:  # flat data (the usual args) without a call per value
+        tv = type(v)
+        if tv is str or tv is float or tv is bool or v is None:
+            continue
+        if tv is int:
+            if not _I64_MIN <= v <= _I64_MAX:
+                return True
+        elif depth < 32 and has_wide_int(v, depth + 1):
+            return True
+    return False
 
 
 def _plain(v: Any) -> Any:

@@ -419,3 +419,22 @@ def test_times_and_durations_cross_as_the_cel_package_reads_them(make_guard, mon
         d = make_guard(spec).decide(Action("post", {"text": "hi"}, now=now))
         outs.append((d.outcome, dict(d.action.args)))
     assert outs[0] == outs[1] == ("revise", {"text": "hi", "at": "2025-03-05T08:30:00"})
+
+
+def test_an_int_beyond_64_bits_is_read_as_the_cel_package_reads_it(make_guard, monkeypatch):
+    # The package turns it into a double; Python leaves such a decision to the package.
+    spec = """
+        norms:
+          - id: round
+            tools: [pay]
+            when: "true"
+            effect: revise
+            revise: {amount: "action.args.amount", note: 'mentions("1180591620717411303425", action.args.amount)'}
+        """
+    outs = []
+    for python in (True, False):
+        monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+        d = make_guard(spec).decide(Action("pay", {"amount": 2**70 + 1}))
+        outs.append((d.outcome, dict(d.action.args)))
+    assert outs[0] == outs[1]
+    assert outs[0][1]["amount"] == float(2**70)
