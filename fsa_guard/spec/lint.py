@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import Problem
+from ..verify.expr import Compiled
 from .compiled import CompiledSpec, check_spec
 from .loader import ResolvedSpec, Source, load_layers, resolve
 
@@ -43,6 +44,7 @@ def lint_spec(*paths: str | Path) -> list[Problem]:
     problems.extend(_warnings(resolved))
     if compiled is not None:
         problems.extend(_unused_lets(compiled))
+        problems.extend(_cel_only(compiled))
     return sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))
 
 
@@ -57,6 +59,36 @@ def _unused_lets(compiled: CompiledSpec) -> list[Problem]:
             src = compiled.resolved.sources[("let", name)]
             out.append(_warn(src, src.key, f"let '{name}' is never used", "let-unused", "remove it, or use it"))
     return out
+
+
+def _cel_only(compiled: CompiledSpec) -> list[Problem]:
+    """Expressions fsa_guard cannot evaluate in Python: every tool they apply to decides on the CEL package
+    alone, which costs about 1.5 times as much (README, "How expressions run")."""
+    found: list[tuple[Source, str, Compiled]] = []
+    for n in compiled.norms:
+        found += [(n.source, f"{n.source.key}.when", n.when)] if n.when else []
+        found += [(n.source, f"{n.source.key}.revise.{arg}", c) for arg, c in n.revise if c]
+    for b in compiled.budgets:
+        found += [(b.source, f"{b.source.key}.{k}", c) for k, c in (("when", b.when), ("measure", b.measure)) if c]
+    for r in compiled.remember:
+        found += [(r.source, f"{r.source.key}.{k}", c) for k, c in (("value", r.value), ("when", r.when)) if c]
+    for name, c in compiled.lets.items():
+        src = compiled.resolved.sources[("let", name)]
+        found.append((src, src.key, c))
+    lines = compiled.resolved.key_lines
+    return [
+        Problem(
+            src.file,
+            lines.get((src.file, key), src.line),
+            key,
+            f"runs on the CEL package alone, slower than in Python, because of {c.py_missing}",
+            code="cel-only",
+            severity="warning",
+            hint="fine where it is needed; otherwise see README 'How expressions run' for what runs in Python",
+        )
+        for src, key, c in found
+        if c.py is None
+    ]
 
 
 def _warn(src: Source, key: str, message: str, code: str, hint: str | None = None) -> Problem:

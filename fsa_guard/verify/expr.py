@@ -18,7 +18,7 @@ import cel
 from cel.stdlib import EXTENSIONS
 
 from ..errors import did_you_mean
-from .functions import HISTORY_FUNCTIONS, STATIC_ARITY, regex_search
+from .functions import HISTORY_FUNCTIONS, STATIC_ARITY, _end_anchors, regex_search
 from .pycel import RESERVED, PyProgram, compile_py
 
 __all__ = ["ROOT_VARIABLES", "Compiled", "ExprError", "compile_batch", "compile_expr"]
@@ -77,6 +77,7 @@ class Compiled:
     context_keys: frozenset[str] | None = None  # the only context keys it can observe (None: any)
     state_keys: frozenset[str] | None = None  # "budgets.<id>" / "remembered.<id>" it reads (None: any)
     py: PyProgram | None = None  # the same expression evaluated in Python (see verify.pycel); None: CEL only
+    py_missing: str = ""  # when py is None: what Python does not model ("the method .getHours()")
 
 
 def _strip_strings(src: str) -> str:
@@ -141,12 +142,14 @@ _MATCHES = re.compile(r"(\.\s*)?(?<![\w])matches\s*\(")
 
 
 # Where Python's re and CEL's regex engine read a pattern differently, or only one of them accepts it:
-# '$' (Python's also matches before a final newline), POSIX classes, \Z, lookaround, backreferences, {,n}.
-_UNSAFE_REGEX = re.compile(r"\$|\[\[:|\\[Zz]|\(\?[=!<>]|\\[1-9]|\{,|\(\?P|\*\+|\+\+|\?\+")
+# POSIX classes, \Z, lookaround, backreferences, {,n}, possessive repeats; '$' under the m flag ('$' without
+# it Python reads as the package does once written \Z: functions._end_anchors).
+_UNSAFE_REGEX = re.compile(r"\[\[:|\\[Zz]|\(\?[=!<>]|\\[1-9]|\{,|\(\?P|\*\+|\+\+|\?\+")
+_MULTILINE = re.compile(r"\(\?[a-zA-Z-]*m")
 
 
 def _same_in_both(pattern: str) -> bool:
-    if _UNSAFE_REGEX.search(pattern):
+    if _UNSAFE_REGEX.search(pattern) or ("$" in pattern and _MULTILINE.search(pattern)):
         return False
     try:
         cel.evaluate('"".matches(p)', {"p": pattern})  # CEL must accept it too, or its error has to stay
@@ -162,7 +165,7 @@ def _py_regex(pattern: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # e.g. "possible nested set": Python reads it another way
-            re.compile(pattern)
+            re.compile(_end_anchors(pattern))
     except (re.error, Warning):
         return None
     return lambda text: regex_search(text, pattern)
@@ -323,7 +326,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
             functions.add("fsa_matches")
     arg_keys, context_keys = _keys_used(bare, bound)
     state_keys = _state_keys(bare, bound) if "state" in variables else frozenset()
-    py = compile_py(src, lets, _ROOTS, _OURS, _HISTORY, _PY_EXTENSIONS, _py_regex)
+    py, py_missing = compile_py(src, lets, _ROOTS, _OURS, _HISTORY, _PY_EXTENSIONS, _py_regex)
     return Compiled(
         source=src,
         program=program,
@@ -335,6 +338,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         context_keys=context_keys,
         state_keys=state_keys,
         py=py,
+        py_missing=py_missing,
     )
 
 

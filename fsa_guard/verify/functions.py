@@ -348,7 +348,34 @@ def host_of(value: Any) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    return re.compile(_end_anchors(pattern))
+
+
+def _end_anchors(pattern: str) -> str:
+    """``pattern`` with each ``$`` outside a character class written ``\\Z``: the CEL package's ``$`` (without
+    the m flag) matches only at the end of the text, Python's also before a final newline."""
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            start = i + 1 + (pattern[i + 1 : i + 2] == "^")
+            if pattern[start : start + 1] == "]":  # a ']' first in a class is a literal
+                start += 1
+            out.append(pattern[i:start])
+            i, in_class = start, True
+            continue
+        elif ch == "$":
+            ch = "\\Z"
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def regex_search(text: str, pattern: str) -> bool:

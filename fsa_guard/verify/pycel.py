@@ -534,7 +534,7 @@ def _tokens(src: str) -> list[tuple[str, Any]]:
     while pos < len(src):
         m = _LEX.match(src, pos)
         if m is None:
-            raise _Unsupported(f"character {src[pos]!r}")
+            raise _Unsupported("a uint literal (1u)" if src[pos].isdigit() else "its syntax")
         kind = "str" if m.group("str") else m.lastgroup or ""
         pos = m.end()
         if kind == "ws":
@@ -564,6 +564,8 @@ def _tokens(src: str) -> list[tuple[str, Any]]:
             out.append(("lit", value))
         elif kind == "ident":
             name = m.group(kind)
+            if name.lower() in ("b", "br", "rb") and src[pos : pos + 1] in ("'", '"'):
+                raise _Unsupported("a bytes literal (b'')")
             if name in _KEYWORDS:
                 out.append(("lit", _KEYWORDS[name]))
             elif name == "in":
@@ -660,12 +662,12 @@ class _Parser:
                 self.take()
                 kind, name = self.take()
                 if kind != "ident":
-                    raise _Unsupported("field")
+                    raise _Unsupported("optional syntax (.?field)" if name == "?" else "its syntax")
                 node = ("call", name, node, self.args(")")) if self.at("(") else ("select", node, name)
             elif self.at("["):
                 self.take()
                 if self.at("?"):
-                    raise _Unsupported("optional index")
+                    raise _Unsupported("optional syntax ([?...])")
                 key = self.expr()
                 self.take("]")
                 node = ("index", node, key)
@@ -692,7 +694,7 @@ class _Parser:
             if self.at("("):
                 return ("call", value, None, self.args(")"))
             if self.at("{"):
-                raise _Unsupported("message construction")
+                raise _Unsupported("message construction (Name{...})")
             return ("ident", value)
         if self.at("("):
             self.take()
@@ -706,7 +708,7 @@ class _Parser:
             entries = []
             while not self.at("}"):
                 if self.at("?"):
-                    raise _Unsupported("optional entry")
+                    raise _Unsupported("optional syntax ({?...})")
                 k = self.expr()
                 self.take(":")
                 entries.append((k, self.expr()))
@@ -918,7 +920,7 @@ class _Compiler:
             full = f"{target[1]}.{name}"  # a namespaced function: math.floor(x)
             if full in self.extensions:
                 return _caller(self._args(args, bound), function=self.extensions[full])
-            raise _Unsupported(f"function {full}")
+            raise _Unsupported(f"the function {full}()")
         if name in _MACROS and args and args[0][0] == "ident":
             return _MACROS[name](self, target, args, bound)
         t = self.compile(target, bound)
@@ -931,7 +933,7 @@ class _Compiler:
             return self._matches(t, args[0])
         if name in self.extensions and name not in _METHODS1:
             return _caller([(False, t), *self._args(args, bound)], function=self.extensions[name])
-        raise _Unsupported(f"method {name}")
+        raise _Unsupported(f"the method .{name}()")
 
     def _global(self, name: str, args: list[tuple[Any, ...]], bound: frozenset[str]) -> PyProgram:
         if name == "has":
@@ -958,7 +960,7 @@ class _Compiler:
             return _caller(self._args(args, bound), name=name, per_decision=per_decision)
         if name in self.extensions and name not in _METHODS1:
             return _caller(self._args(args, bound), function=self.extensions[name])
-        raise _Unsupported(f"function {name}")
+        raise _Unsupported(f"the function {name}()")
 
     def _args(self, nodes: list[tuple[Any, ...]], bound: frozenset[str]) -> list[tuple[bool, Any]]:
         """Each argument as (True, its value) when it is a literal, else (False, its program)."""
@@ -966,10 +968,10 @@ class _Compiler:
 
     def _matches(self, text: PyProgram, pattern: tuple[Any, ...]) -> PyProgram:
         if pattern[0] != "lit" or type(pattern[1]) is not str:
-            raise _Unsupported("matches with a computed pattern")
+            raise _Unsupported("matches() with a pattern that is not a literal")
         search = self.regex(pattern[1])
         if search is None:
-            raise _Unsupported("matches with a pattern Python reads differently")
+            raise _Unsupported(f"matches() with a pattern Python's re reads differently: {pattern[1]!r}")
 
         def matches(s: Scope) -> bool:
             v = text(s)
@@ -1186,8 +1188,9 @@ def compile_py(
     bound_functions: frozenset[str],
     extensions: Mapping[str, Callable[..., Any]],
     regex: Callable[[str], Callable[[Any], bool] | None],
-) -> PyProgram | None:
-    """``src`` as a Python program over a :class:`Scope`, or None when it uses what this module does not model.
+) -> tuple[PyProgram | None, str]:
+    """``src`` as a Python program over a :class:`Scope`, or (None, why) when it uses what this module does
+    not model.
 
     ``lets`` and ``roots`` are the names it may read; ``functions`` are fsa_guard's own, called through
     ``Scope.static``, or ``Scope.fns`` for those in ``bound_functions``; ``extensions`` the CEL package's
@@ -1196,8 +1199,10 @@ def compile_py(
     """
     try:
         tree = _Parser(src).parse()
-        return _Compiler(lets, roots, functions, bound_functions, extensions, regex).compile(tree, frozenset())
-    except (_Unsupported, RecursionError):
-        return None
+        return _Compiler(lets, roots, functions, bound_functions, extensions, regex).compile(tree, frozenset()), ""
+    except _Unsupported as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, "its depth"
     except Defer:
-        return None  # a constant that fails (-(int min)): the package reports it
+        return None, "a constant that fails"  # -(least int): the package reports it

@@ -158,3 +158,17 @@ def test_lint_warns_about_a_let_nobody_uses(tmp_path: Path) -> None:
     )
     problems = json.loads(runner.invoke(app, ["lint", str(spec), "--json"]).stdout)
     assert [(p["line"], p["code"]) for p in problems if p["code"] == "let-unused"] == [(4, "let-unused")]
+
+
+def test_lint_says_which_expressions_run_on_the_cel_package_alone(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "fsa_guard: 1\nlet:\n  late: now.getHours() >= 22\n  big: action.args.n > 5\n"
+        "norms:\n  - id: n\n    tools: [t]\n    when: late && big\n    effect: deny\n"
+        "  - id: m\n    tools: [t]\n    effect: revise\n    revise: {n: 'uint(action.args.n) + 1u'}\n"
+    )
+    result = runner.invoke(app, ["lint", str(spec), "--json"])
+    assert result.exit_code == 0  # a warning: the spec works, only slower
+    slow = [(p["line"], p["key"], p["message"]) for p in json.loads(result.stdout) if p["code"] == "cel-only"]
+    assert [(line, key) for line, key, _ in slow] == [(3, "let.late"), (13, "norms[1].revise.n")]
+    assert "getHours" in slow[0][2] and "uint literal" in slow[1][2]

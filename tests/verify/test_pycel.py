@@ -36,7 +36,7 @@ _FUNCTIONS = {**_PY_EXTENSIONS, **STATIC}
 
 
 def _compile(src: str, names: frozenset[str]) -> Any:
-    return compile_py(src, frozenset(), names, frozenset(STATIC_ARITY), frozenset(), _PY_EXTENSIONS, _py_regex)
+    return compile_py(src, frozenset(), names, frozenset(STATIC_ARITY), frozenset(), _PY_EXTENSIONS, _py_regex)[0]
 
 
 def run_both(src: str, variables: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -121,7 +121,8 @@ ANSWERED = [
     "x.yes ? 1 : 2", '{"a": 1, "a": 2}', 'get(x, "a", 0)', 'get(x, "zz", 0)', 'get(x.l, 1, 0)',
     'mentions("pay Sam now", "sam")', 'in_domain("https://a.example.com/x", ["example.com"])', 'host(x.s)',
     "x.e.size() == 0 || x.missing", '["a"].exists(a, a in ["a"])', "x.n > 2.5", "x.f <= 3", "x.n == 3.0",
-    "x.nan == 1.0", "x.nan != 1.0", "x.big > 1",
+    "x.nan == 1.0", "x.nan != 1.0", "x.big > 1", 'x.s.matches("d$")', r'"ab\n".matches("ab$")',
+    '"a$".matches("a[$]")', r'"a$".matches("a\\$")',
 ]  # fmt: skip
 
 # The CEL package fails each of these: Python must leave them to it.
@@ -136,8 +137,10 @@ DEFERRED = [
 ]  # fmt: skip
 
 # Outside what Python models, or read differently by Python's re: the whole expression stays with the package.
-UNSUPPORTED = ["1u == 1", 'b"a" == b"a"', "x.?a", "timestamp(\"2024-01-01T00:00:00Z\")", "x.t.getHours()",
-               'x.s.matches("a$")', "x.s.matches(x.a)", "google.protobuf.Int64Value{value: 1}", "bool(1)"]  # fmt: skip
+UNSUPPORTED = [
+    "1u == 1", 'b"a" == b"a"', "x.?a", "timestamp(\"2024-01-01T00:00:00Z\")", "x.t.getHours()",
+    '"ab".matches("(?m)b$")', "x.s.matches(x.a)", "google.protobuf.Int64Value{value: 1}", "bool(1)",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("src", ANSWERED)
@@ -438,3 +441,16 @@ def test_an_int_beyond_64_bits_is_read_as_the_cel_package_reads_it(make_guard, m
         outs.append((d.outcome, dict(d.action.args)))
     assert outs[0] == outs[1]
     assert outs[0][1]["amount"] == float(2**70)
+
+
+PATTERNS = ["ab$", "^a.*b$", "[$]", "a\\$", "[]$]b$", "^$", "b$|^a", "(?i)AB$", "x?$", "[^]a]$", "a\\\\$", "\\d+$"]
+TEXTS = ["ab", "ab\n", "a$", "ab\nab", "", "\n", "AB", "a\\", "]", "12", "12\n", "xab"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_an_end_anchor_reads_as_in_the_cel_package(pattern):
+    search = _py_regex(pattern)
+    assert search is not None, f"{pattern!r} should run in Python"
+    for text in TEXTS:
+        want = cel.evaluate("t.matches(p)", {"t": text, "p": pattern})
+        assert search(text) is want, f"{text!r}.matches({pattern!r}): package {want}"
