@@ -10,14 +10,18 @@ missing key, a type mismatch, an overflow, a failing function), a value of a kin
 map iterated where order would show — raises :class:`Defer`, and the engine asks the CEL package
 instead, which then gives its own value or its own error. An expression it cannot parse, or that uses
 what it does not implement (uint and bytes literals, optional syntax, timestamp methods, a ``matches``
-pattern that Python's ``re`` reads differently), is not compiled here at all: :func:`compile_py` returns
-None and that tool's plan runs on the CEL package. ``tests/verify/test_pycel.py`` checks both agree on
-generated expressions and data, and on every expression of the shipped policies.
+pattern that Python's ``re`` reads differently), is not compiled here at all: :func:`compile_py` says why
+(``fsa-guard lint`` shows it), and that tool's plan runs on the CEL package. ``tests/verify/test_pycel.py``
+checks both agree on generated expressions and data and on every labelled case of the shipped policies;
+``tests/test_properties.py`` on random specs and actions.
 
 Semantics follow the CEL package (``common-expression-language`` 0.10), including where it differs from
 the CEL spec: ``size()`` of a string counts UTF-8 bytes; ``exists``/``all`` stop at the first element
 that decides them and fail at the first that errors; ``&&`` and ``||`` absorb an error when the other side
-decides.
+decides. One difference is known and left: an int beyond 64 bits deep inside a history output that an
+expression hands whole to a function reaches it as that int, where the package would hand over a double
+(the engine leaves to the package any decision whose args or context hold such an int, and any result
+that does).
 """
 
 from __future__ import annotations
