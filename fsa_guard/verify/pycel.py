@@ -96,13 +96,12 @@ class Scope:
             program = self.lets.get(name)
             if program is None:
                 raise Defer
-            outer, self.local = self.local, {}  # a let sees no macro variable of the expression that reads it
+            # A let's program reads no macro variable of the expression that reads it (it was compiled on its
+            # own), and its own macros put back what they bind: it can share ``local``.
             try:
                 value = program(self)
             except Defer:
                 value = _FAILED
-            finally:
-                self.local = outer
             self.memo[name] = value
         if value is _FAILED:
             raise Defer

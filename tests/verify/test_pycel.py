@@ -454,3 +454,21 @@ def test_an_end_anchor_reads_as_in_the_cel_package(pattern):
     for text in TEXTS:
         want = cel.evaluate("t.matches(p)", {"t": text, "p": pattern})
         assert search(text) is want, f"{text!r}.matches({pattern!r}): package {want}"
+
+
+def test_a_let_first_computed_inside_a_macro_keeps_both_macro_variables_apart(make_guard, monkeypatch):
+    spec = """
+        let:
+          shouted: 'action.args.words.map(w, w.upperAscii())'
+        norms:
+          - id: echo
+            tools: [say]
+            when: 'action.args.words.exists(w, w in shouted && w == "OK")'
+            effect: deny
+        """
+    outs = []
+    for python in (True, False):
+        monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+        g = make_guard(spec)
+        outs.append([g.decide(Action("say", {"words": ws})).outcome for ws in (["ok", "OK"], ["ok", "no"])])
+    assert outs[0] == outs[1] == ["deny", "allow"]
