@@ -26,7 +26,7 @@ from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledRemember, Comp
 from ..store.base import Store
 from .expr import Compiled
 from .functions import HistoryIndex, _fixed_offset
-from .pycel import Scope, has_wide_int
+from .pycel import Scope, unmodelled
 from .schema import ArgsValidator
 
 __all__ = ["PYTHON_EVAL", "Verdict", "remember_key", "verify"]
@@ -428,10 +428,10 @@ class _PyEnv:
         """The Python environment, or None where only the CEL package reads the values as it would."""
         variables, functions = _bindings(spec, plan, action, now, store, for_cel=False)
         if "context" in variables and (
-            not_json_like(variables["context"]) is not None or has_wide_int(variables["context"])
+            not_json_like(variables["context"]) is not None or unmodelled(variables["context"])
         ):
             return None  # times, objects the package refuses, ints beyond 64 bits: its conversion decides
-        if "action" in variables and has_wide_int(action.args):
+        if ("action" in variables and unmodelled(action.args)) or unmodelled(variables.get("request", "")):
             return None
         return cls(
             spec, plan, action, now, store, Scope(variables, functions, spec.static_functions, plan.py_lets or {})
@@ -457,7 +457,7 @@ class _PyEnv:
             value = compiled.py(self.scope)  # type: ignore[misc]
         except Exception:  # Defer, or anything unforeseen (deep recursion): the package answers
             return _UNSET
-        return value if value is True or value is False or not has_wide_int(value) else _UNSET
+        return value if value is True or value is False or not unmodelled(value) else _UNSET
 
     def run(self, compiled: Compiled) -> Any:
         """Evaluate ``compiled``: in Python, or on the CEL package where Python defers."""

@@ -18,10 +18,10 @@ checks both agree on generated expressions and data and on every labelled case o
 Semantics follow the CEL package (``common-expression-language`` 0.10), including where it differs from
 the CEL spec: ``size()`` of a string counts UTF-8 bytes; ``exists``/``all`` stop at the first element
 that decides them and fail at the first that errors; ``&&`` and ``||`` absorb an error when the other side
-decides. One difference is known and left: an int beyond 64 bits deep inside a history output that an
-expression hands whole to a function reaches it as that int, where the package would hand over a double
-(the engine leaves to the package any decision whose args or context hold such an int, and any result
-that does).
+decides. The engine leaves to the package every decision whose args, request or context hold what the
+package reads otherwise (:func:`unmodelled`: ints beyond 64 bits, lone surrogates), and every result that
+does. One difference is known and left: such a value deep inside a history output that an expression hands
+whole to a function reaches it as it is, where the package would convert it (or fail).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["RESERVED", "Defer", "PyProgram", "Scope", "compile_py", "has_wide_int"]
+__all__ = ["RESERVED", "Defer", "PyProgram", "Scope", "compile_py", "unmodelled"]
 
 
 class Defer(Exception):
@@ -448,28 +448,36 @@ def _number_test(
     return compare
 
 
-def has_wide_int(value: Any, depth: int = 0) -> bool:
-    """Whether an int beyond 64 bits is anywhere in ``value``: the package reads one as another kind (uint
-    or double), which this module does not model."""
+def unmodelled(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` holds what the package reads otherwise than this module does: an int beyond 64 bits
+    (the package makes it a uint or a double) or text with a lone surrogate (the package cannot take it)."""
     t = type(value)
     if t is dict or t is list or t is tuple:
         items = value.values() if t is dict else value
     elif t is int:
         return not _I64_MIN <= value <= _I64_MAX
+    elif t is str:
+        return not value.isascii() and _SURROGATE.search(value) is not None
     elif isinstance(value, Mapping):
         items = value.values()
     else:
         return False
     for v in items:  # flat data (the usual args) without a call per value
         tv = type(v)
-        if tv is str or tv is float or tv is bool or v is None:
-            continue
-        if tv is int:
+        if tv is str:
+            if not v.isascii() and _SURROGATE.search(v) is not None:
+                return True
+        elif tv is int:
             if not _I64_MIN <= v <= _I64_MAX:
                 return True
-        elif depth < 32 and has_wide_int(v, depth + 1):
+        elif tv is float or tv is bool or v is None:
+            continue
+        elif depth < 32 and unmodelled(v, depth + 1):
             return True
     return False
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _plain(v: Any) -> Any:

@@ -472,3 +472,21 @@ def test_a_let_first_computed_inside_a_macro_keeps_both_macro_variables_apart(ma
         g = make_guard(spec)
         outs.append([g.decide(Action("say", {"words": ws})).outcome for ws in (["ok", "OK"], ["ok", "no"])])
     assert outs[0] == outs[1] == ["deny", "allow"]
+
+
+def test_text_the_cel_package_cannot_take_is_decided_as_the_package_decides_it(make_guard, monkeypatch):
+    # A lone surrogate (json.loads gives one for "\\ud800") cannot cross into the package: it fails closed.
+    spec = """
+        norms:
+          - id: long
+            tools: [say]
+            when: size(action.args.text) > 100
+            effect: deny
+        """
+    outs = []
+    for python in (True, False):
+        monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+        d = make_guard(spec).decide(Action("say", {"text": "hi \ud800"}))
+        outs.append((d.outcome, [f.id for f in d.findings]))
+    assert outs[0] == outs[1]
+    assert outs[0][0] == "deny"
