@@ -752,7 +752,14 @@ class _Compiler:
 
     def compile(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
         kind = node[0]
-        return getattr(self, "c_" + kind)(node, bound)  # type: ignore[no-any-return]
+        program: PyProgram = getattr(self, "c_" + kind)(node, bound)
+        if kind != "lit" and _constant(node):
+            try:  # literals and operators alone: computed once, here (["example.com"], 19 * 60)
+                value = program(Scope({}, {}, {}, {}))
+            except Defer:
+                return program  # it fails: each run defers, and the package reports it
+            return lambda s: value
+        return program
 
     def c_lit(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
         value = node[1]
@@ -1017,6 +1024,25 @@ def _path(root: str, fields: tuple[str, ...]) -> PyProgram:
         return value
 
     return path
+
+
+_OPERATORS = frozenset({"list", "map", "not", "neg", "and", "or", "cond", "bin"})
+
+
+def _constant(node: tuple[Any, ...]) -> bool:
+    """Whether ``node`` is made of literals and operators alone (no name, field or call)."""
+    kind = node[0]
+    if kind == "lit":
+        return True
+    if kind not in _OPERATORS:
+        return False
+    if kind == "map":
+        return all(_constant(k) and _constant(v) for k, v in node[1])
+    if kind == "list":
+        return all(_constant(n) for n in node[1])
+    if kind == "bin":
+        return _constant(node[2]) and _constant(node[3])
+    return all(_constant(n) for n in node[1:])
 
 
 def _caller(
