@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import time
 from typing import Any
 
@@ -85,6 +86,9 @@ def build() -> dict[str, Any]:
         def wrap_tool_call(self, request: Any, handler: Any) -> Any:
             return handler(request)
 
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
     guard = Guard.from_files(ROOT / "policies/examples/alice.yaml", store="memory://", audit=False)
     # the same middleware around a guard that answers at once with the decision it would reach: what the
     # middleware's own code and LangChain cost, without the decision
@@ -103,6 +107,47 @@ def build() -> dict[str, Any]:
         ),
     }
     return {"agents": agents, "guard": guard, "input": {"messages": [HumanMessage(REQUEST)]}}
+
+
+ASYNC_VARIANTS = ("plain", "no-op hooks", "FSAGuardMiddleware")
+
+
+def _async_steps(agents: dict[str, Any], step_input: Any, reps: int, rounds: int) -> dict[str, Any]:
+    """The same step under ``ainvoke``, the variants taking turns every 5 steps in one event loop."""
+    import asyncio
+
+    samples: dict[str, list[int]] = {name: [] for name in ASYNC_VARIANTS}
+    round_p50: dict[str, list[float]] = {name: [] for name in ASYNC_VARIANTS}
+
+    async def go() -> None:
+        for name in ASYNC_VARIANTS:  # warm up
+            for _ in range(5):
+                await agents[name].ainvoke(step_input)
+        clock = time.perf_counter_ns
+        for _ in range(rounds):
+            this_round: dict[str, list[int]] = {name: [] for name in ASYNC_VARIANTS}
+            for chunk in range(max(1, reps // 5)):
+                order = ASYNC_VARIANTS[chunk % 3 :] + ASYNC_VARIANTS[: chunk % 3]
+                for name in order:
+                    for _ in range(5):
+                        t0 = clock()
+                        await agents[name].ainvoke(step_input)
+                        this_round[name].append(clock() - t0)
+            for name, got in this_round.items():
+                samples[name] += got
+                round_p50[name].append(statistics.median(got) / 1000)
+
+    asyncio.run(go())
+    steps = {name: {**stats(samples[name]), "round_p50_us": round_p50[name]} for name in ASYNC_VARIANTS}
+    plain = steps["plain"]
+    return {
+        "steps": steps,
+        "overhead": {
+            name: {"paired_us": (d := paired_difference(s, plain)), "paired_pct": 100 * d / plain["p50_us"]}
+            for name, s in steps.items()
+            if name != "plain"
+        },
+    }
 
 
 def run(reps: int = 100, rounds: int = 5) -> dict[str, Any]:
@@ -168,6 +213,7 @@ def run(reps: int = 100, rounds: int = 5) -> dict[str, Any]:
         "steps": steps,
         "overhead": overhead,
         "breakdown": breakdown,
+        "async": _async_steps(agents, step_input, max(20, reps // 2), rounds),
         "decide_hot_loop": hot,
         "decide_inside_agent": stats(inside),
         "reps": reps * rounds,

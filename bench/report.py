@@ -485,6 +485,26 @@ def middleware_section(mw: Mapping[str, Any]) -> str:
         "Against a real model call (hundreds of ms), the same microseconds are "
         "well under 1 % of a step.",
     ]
+    aio = mw.get("async")
+    if aio:
+        rows = [
+            (
+                name,
+                s["p50_us"],
+                s["p99_us"],
+                "–" if name not in aio["overhead"] else f"{aio['overhead'][name]['paired_us']:+.0f}",
+                "–" if name not in aio["overhead"] else f"{aio['overhead'][name]['paired_pct']:.1f} %",
+            )
+            for name, s in aio["steps"].items()
+        ]
+        out += [
+            "",
+            "The same step run with `ainvoke` (one event loop, variants taking turns every 5 steps). There the sync "
+            "tool runs on an executor thread, and LangChain's async path for a tool hook costs far more than the sync "
+            "one: the *no-op hooks* row is what any middleware with `awrap_tool_call` pays.",
+            "",
+            _table(["agent, ainvoke", "step p50 µs", "step p99 µs", "overhead µs", "overhead"], rows),
+        ]
     return "\n".join(out)
 
 

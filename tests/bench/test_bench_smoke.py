@@ -71,8 +71,20 @@ def test_reference_covers_every_store_with_the_same_outcomes(quick: tuple[str, d
     stores = {(r["spec"], r["store"]) for r in ref["rows"]}
     assert {("alice", "memory"), ("alice", "sqlite"), ("personal-assistant", "memory")} <= stores
     assert ref["redis_skipped"] or ("alice", "redis") in stores
+    assert ("alice", "memory, CEL package only") in stores  # Python and the CEL package, side by side
     assert all(r["same_outcomes_across_stores"] for r in ref["rows"])
     assert all(r["p50_us"] > 0 for r in ref["rows"])
+    assert ref["hot"]["python"]["p50_us"] > 0 and ref["hot"]["cel_only"]["p50_us"] > 0
+
+
+def test_the_middleware_is_measured_under_invoke_and_ainvoke(quick: tuple[str, dict[str, object], Path]) -> None:
+    _, data, _ = quick
+    mw = data["middleware"]
+    assert isinstance(mw, dict)
+    if "skipped" in mw:
+        pytest.skip(mw["skipped"])
+    assert set(mw["async"]["steps"]) == {"plain", "no-op hooks", "FSAGuardMiddleware"}
+    assert all(s["p50_us"] > 0 for s in mw["async"]["steps"].values())
 
 
 def test_peers_agree_on_every_call(quick: tuple[str, dict[str, object], Path]) -> None:
