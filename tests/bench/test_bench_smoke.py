@@ -106,3 +106,10 @@ def test_only_and_unknown_names() -> None:
     proc = _bench("--only", "nonsense", timeout=60)
     assert proc.returncode == 2
     assert "unknown benchmark nonsense" in proc.stderr
+
+
+def test_the_instruction_count_script_runs_its_decisions() -> None:
+    # the valgrind part takes minutes; its child, which valgrind watches, must work
+    script = Path(__file__).resolve().parents[2] / "bench" / "instructions.py"
+    proc = subprocess.run([sys.executable, str(script), "--child", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
