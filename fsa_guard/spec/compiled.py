@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -101,12 +101,20 @@ class ToolPlan:
     arg_keys: frozenset[str] | None  # the args keys any expression can observe (None: all)
     context_keys: frozenset[str] | None
     state_keys: frozenset[str] | None  # what `state` entries expressions read (None: all)
-    # One program for every norm's `when` and each budget's `when` and `measure`, in that order (None:
-    # nothing to evaluate, or it did not combine); see verify.engine for how it is used.
-    batch: Any = None
     # The let programs in Python when every expression of the plan has one (see verify.pycel); None: the
     # plan runs on the CEL package only.
     py_lets: dict[str, PyProgram] | None = None
+    _batch: list[Any] = field(default_factory=list)  # the batch program, once built
+
+    @property
+    def batch(self) -> Any:
+        """One CEL program for every norm's `when` and each budget's `when` and `measure`, in that order
+        (None: nothing to evaluate, or it did not combine); see verify.engine for how it is used. Built on
+        first use: a plan evaluated in Python needs it only with ``FSA_GUARD_PYCEL=0``, and for a tool with
+        thousands of norms it costs most of the plan."""
+        if not self._batch:
+            self._batch.append(_batch(self.norms, self.budgets, self.lets))  # a race builds it twice, alike
+        return self._batch[0]
 
 
 class CompiledSpec:
@@ -194,7 +202,6 @@ class CompiledSpec:
             arg_keys=_union_keys(c.arg_keys for c in exprs),
             context_keys=_union_keys(c.context_keys for c in exprs),
             state_keys=_union_keys(c.state_keys for c in exprs),
-            batch=_batch(norms, budgets, lets),
             py_lets={name: c.py for name, c in lets if c.py} if all(c.py for c in exprs) else None,
         )
 

@@ -11,6 +11,7 @@ import test_personal_assistant
 
 from fsa_guard import lint_spec, load_spec
 from fsa_guard.spec.compiled import ToolPlan
+from fsa_guard.verify import engine
 
 MODULES = [test_personal_assistant, test_enterprise_baseline, test_alice_example]
 
@@ -30,7 +31,8 @@ def test_spec_lints_clean(module) -> None:
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_every_case_takes_the_one_program_path_and_agrees_with_one_by_one(module, monkeypatch, decide) -> None:
-    """Each tool's norms and budgets run as one program; running them one by one decides the same."""
+    """On the CEL package, each tool's norms and budgets run as one program; one by one decides the same."""
+    monkeypatch.setattr(engine, "PYTHON_EVAL", False)
     spec = load_spec(module.SPEC_PATH)
     for case in module.CASES:
         plan = spec.plan(case.action.tool)
@@ -41,7 +43,7 @@ def test_every_case_takes_the_one_program_path_and_agrees_with_one_by_one(module
     original = slow_spec.plan
 
     def one_by_one(tool: str) -> ToolPlan:
-        return dataclasses.replace(original(tool), batch=None)
+        return dataclasses.replace(original(tool), _batch=[None])
 
     monkeypatch.setattr(slow_spec, "plan", one_by_one)
     slow = [decide(slow_spec, case) for case in module.CASES]

@@ -490,3 +490,19 @@ def test_text_the_cel_package_cannot_take_is_decided_as_the_package_decides_it(m
         outs.append((d.outcome, [f.id for f in d.findings]))
     assert outs[0] == outs[1]
     assert outs[0][0] == "deny"
+
+
+def test_a_plan_evaluated_in_python_builds_no_cel_program(make_guard, monkeypatch):
+    # The one CEL program for a tool's norms is the costly part of a plan: built only when the package runs it.
+    g = make_guard(
+        """
+        norms:
+          - {id: a, tools: [t], when: action.args.n > 5, effect: deny}
+          - {id: b, tools: [t], when: action.args.n < 0, effect: escalate}
+        """
+    )
+    assert g.decide(Action("t", {"n": 6})).outcome == "deny"
+    assert g.spec.plan("t")._batch == []
+    monkeypatch.setattr(engine, "PYTHON_EVAL", False)
+    assert g.decide(Action("t", {"n": -1})).outcome == "escalate"
+    assert g.spec.plan("t")._batch != [] and g.spec.plan("t").batch is not None
