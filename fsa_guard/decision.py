@@ -163,7 +163,8 @@ class Decision:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        """Read back what :meth:`to_dict` wrote (the calls without their request, history and context)."""
+        """Read back what :meth:`to_dict` wrote (the calls without their request, history and context). The copy
+        can be reported like the original: it holds the same reservations and what to remember."""
         now = data.get("now")
         answer = data.get("answer")
         findings = tuple(Finding.from_dict(f) for f in data.get("findings") or ())
@@ -182,6 +183,9 @@ class Decision:
             answer=Answer.from_dict(answer) if isinstance(answer, Mapping) else None,
             at=datetime.fromisoformat(now) if isinstance(now, str) else None,
             decided_at=datetime.fromisoformat(decided) if isinstance(decided := data.get("decided_at"), str) else None,
+            reservations=tuple(data.get("reservations") or ()),
+            remember=tuple((str(k), str(v)) for k, v in data.get("remember") or ()),
+            record_id=data.get("record_id"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +206,9 @@ class Decision:
             "now": self.at.isoformat() if self.at is not None else None,
             "decided_at": self.decided_at.isoformat() if self.decided_at is not None else None,
             "value_titles": dict(self.value_titles),
+            "reservations": list(self.reservations),
+            "remember": [list(kv) for kv in self.remember],
+            **({"record_id": self.record_id} if self.record_id is not None else {}),
         }
 
 

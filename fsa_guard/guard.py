@@ -195,13 +195,16 @@ class Guard:
                 critic = critic_from_settings(spec.critic)
             except CriticError as exc:
                 self._no_critic = str(exc)
+        _check_has(critic, "critic", ("critique", "acritique"), "fsa_guard.Critic")
+        if not isinstance(approver, ApprovalQueue):
+            _check_has(approver, "approver", ("ask", "aask"), "fsa_guard.Approver (or use CallbackApprover(fn))")
         self.critic = critic
         ttl = self.critic_settings.cache_ttl
         self._critique_cache = CritiqueCache(ttl) if ttl > 0 else None
         self.approver = approver
         self.escalation_settings = EscalationPolicy.of(spec)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"  # who used an approval, in the queue
-        self._answered: OrderedDict[int, Decision] = OrderedDict()  # escalations answered through answer()
+        self._answered: OrderedDict[str, None] = OrderedDict()  # escalations answered through answer()
         self._answered_lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._validators: dict[str, ArgsValidator] = {}
@@ -240,9 +243,23 @@ class Guard:
         return _SessionScope(Session(request, dict(context or {}), list(history)))
 
     def _wrap(self, fn: F, tool_name: str) -> F:
-        self.register_tool(tool_name, schema_from_signature(fn))
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"guard.tool cannot guard the generator function {fn.__name__}: it runs while it is iterated, after "
+                "the call returned, so its outcome could not be reported; guard a function that returns the result"
+            )
         sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        # A method guarded in its class body: the instance is who is called, not an argument of the call.
+        method = bool(params) and params[0].name == "self" and params[0].kind in _POSITIONAL
+        if method:
+            sig = sig.replace(parameters=params[1:])
+        self.register_tool(tool_name, schema_from_signature(fn, sig))
         var_positional = [n for n, p in sig.parameters.items() if p.kind is inspect.Parameter.VAR_POSITIONAL]
+
+        def split(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+            """(the receiver, if any; the call's own positional args)"""
+            return (args[:1], args[1:]) if method else ((), args)
 
         def action_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Action, Session | None]:
             try:
@@ -270,12 +287,13 @@ class Guard:
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                receiver, args = split(args)
                 action, session = action_for(args, kwargs)
                 decision = await self.adecide(action)
                 _raise_unless_allowed(decision)
                 try:
                     positional, keywords = call_args(sig, decision.action.args)
-                    result = await fn(*positional, **keywords)
+                    result = await fn(*receiver, *positional, **keywords)
                 except BaseException as exc:
                     finish(decision, session, False, f"error: {exc}")
                     raise
@@ -286,12 +304,13 @@ class Guard:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            receiver, args = split(args)
             action, session = action_for(args, kwargs)
             decision = self.decide(action)
             _raise_unless_allowed(decision)
             try:
                 positional, keywords = call_args(sig, decision.action.args)
-                result = fn(*positional, **keywords)
+                result = fn(*receiver, *positional, **keywords)
             except BaseException as exc:
                 finish(decision, session, False, f"error: {exc}")
                 raise
@@ -318,7 +337,7 @@ class Guard:
             decision: Decision = stop.value
             return decision
         except Exception as exc:  # a bug must never turn into an allow, nor into an exception for the agent
-            return self._failed(action, exc)
+            return self._failed(_as_action(action), exc)
 
     async def adecide(self, action: Action, *, wait: float | None = None) -> Decision:
         """Decide one action, awaiting the critic and the approver. See :meth:`decide`."""
@@ -331,7 +350,7 @@ class Guard:
             decision: Decision = stop.value
             return decision
         except Exception as exc:
-            return self._failed(action, exc)
+            return self._failed(_as_action(action), exc)
 
     def resume(self, approval_id: str, *, wait: float = 0.0) -> Decision:
         """Finish a decision that waits in the :class:`ApprovalQueue`, in this process or any other: wait up
@@ -367,7 +386,8 @@ class Guard:
         try:
             if kind == "wait":
                 return True, self._queue().wait(*payload)
-            assert isinstance(self.approver, Approver)
+            if self.approver is None or isinstance(self.approver, ApprovalQueue):  # the pipeline never asks then
+                raise ApprovalError("no approver to ask")
             asked = time.monotonic()
             answer = self.approver.ask(payload)
             # a synchronous approver cannot be interrupted, but an answer after the timeout is not used
@@ -383,7 +403,8 @@ class Guard:
         try:
             if kind == "wait":
                 return True, await self._queue().async_wait(*payload)
-            assert isinstance(self.approver, Approver)
+            if self.approver is None or isinstance(self.approver, ApprovalQueue):
+                raise ApprovalError("no approver to ask")
             window = asyncio.timeout(self.escalation_settings.timeout)
             async with window:
                 return True, await self.approver.aask(payload)
@@ -456,12 +477,12 @@ class Guard:
         timer = _Timer()
         findings: list[Finding] = []
         spend = _Spend()
+        if not isinstance(proposed, Action):
+            message = f"decide() takes an fsa_guard.Action(tool, args), got {type(proposed).__name__}"
+            return self._malformed(message, _as_action(proposed), timer)
         now = proposed.now if proposed.now is not None else self._clock()
         if not isinstance(now, datetime):
-            findings.append(
-                Finding("schema", "malformed-action", f"the action's now must be a datetime, got {now!r}", "deny")
-            )
-            return self._decision("deny", proposed, proposed, findings, timer.done(), spend)
+            return self._malformed(f"the action's now must be a datetime, got {now!r}", proposed, timer)
         if now.tzinfo is None:
             now = now.replace(tzinfo=self.spec.zone)
 
@@ -486,6 +507,10 @@ class Guard:
                 given = answer.answer if isinstance(answer, _Late) else answer
                 if ok and isinstance(given, Answer):
                     spend.answer = given.stamped()
+                if proposed.now is None:
+                    # the person may have taken minutes: the call runs, and is charged, from now on
+                    later = self._clock()
+                    now = later.replace(tzinfo=self.spec.zone) if later.tzinfo is None else later
                 outcome, current, reservations, verdict = self._apply_answer(
                     ok, answer, current, now, findings, tuple(pending.findings)
                 )
@@ -772,7 +797,8 @@ class Guard:
 
         The call is verified again, as it is now (the answer may come much later, under another spec): a hard
         deny still holds (a person's edit may pass ``human_overridable`` norms), revisions still apply, and a
-        reason to ask that the person was not shown asks again, unless the person wrote the call (an edit).
+        reason to ask that the person was not shown asks again, unless the person wrote the call (an edit) and
+        the reason is not a rule that failed on it.
         Budgets go past their limit only where the person saw them exceeded (``on_exceed: escalate``).
         """
         rounds = 0
@@ -788,9 +814,16 @@ class Guard:
             if rounds > self.spec.max_revisions:
                 return self._revision_limit(findings), action, (), verdict
             action = action.with_args(revision)
-        shown = {f.id for f in seen}
-        unseen = [f for f in verdict.findings if f.effect == "escalate" and f.id not in shown]
-        if unseen and not edited:
+        # A reason to ask counts as shown when the person saw the same finding, failed or not. An edit passes
+        # what the person's own call raises, but not a rule the edited call broke: a budget that cannot measure
+        # it could not charge it either.
+        shown = {(f.id, f.error is None) for f in seen}
+        unseen = [
+            f
+            for f in verdict.findings
+            if f.effect == "escalate" and (f.id, f.error is None) not in shown and not (edited and f.error is None)
+        ]
+        if unseen:
             reasons = "; ".join(f.message.rstrip(".") for f in unseen)
             message = f"Since the person was asked, there is more to ask about: {reasons}"
             findings.append(Finding("guard", "changed-since-asked", message, "escalate"))
@@ -880,10 +913,11 @@ class Guard:
             except Exception as exc:
                 return self._unusable(decision.approval_id, exc, decision)
             return self._conclude(approval)
-        with self._answered_lock:  # once only, as through a queue
-            if id(decision) in self._answered:
+        key = _escalation_key(decision)
+        with self._answered_lock:  # once only, as through a queue, whichever copy of the decision is answered
+            if key in self._answered:
                 return self._unusable("(in process)", ApprovalError("this escalation was already answered"), decision)
-            self._answered[id(decision)] = decision  # held, so its id is not reused while remembered
+            self._answered[key] = None
             while len(self._answered) > 10_000:
                 self._answered.popitem(last=False)
         stamped = answer.stamped()
@@ -919,6 +953,11 @@ class Guard:
             True, answer if answer is not None else _Late(), current, now, findings, escalated.findings
         )
         timer.lap("escalate")
+        if outcome == "escalate" and isinstance(self.approver, ApprovalQueue):
+            # there is more to ask (the call or the budgets changed since): a new question, for a new answer,
+            # since the one answered has been used
+            spend.approval_id = None
+            return self._submit(self.approver, current, escalated.proposed, findings, timer, spend, now)
         return self._finish(outcome, current, escalated.proposed, findings, timer, spend, reservations, now, verdict)
 
     def _unusable(self, approval_id: str, exc: Exception, escalated: Decision | None = None) -> Decision:
@@ -928,6 +967,10 @@ class Guard:
         finding = Finding("human", "approval-unusable", f"Approval {approval_id} cannot be used: {exc}", "deny")
         findings = [*(escalated.findings if escalated is not None else ()), finding]
         return self._record(self._decision("deny", action, proposed, findings, {}, _Spend(approval_id=approval_id)))
+
+    def _malformed(self, message: str, action: Action, timer: _Timer) -> Decision:
+        finding = Finding("schema", "malformed-action", message, "deny")
+        return self._record(self._decision("deny", action, action, [finding], timer.done(), _Spend()))
 
     def _failed(self, action: Action, exc: Exception) -> Decision:
         finding = Finding(
@@ -1059,6 +1102,38 @@ class _Timer:
     def done(self) -> dict[str, float]:
         self.timings["total"] = time.perf_counter() - self._started
         return self.timings
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _check_has(given: object, role: str, methods: tuple[str, ...], kind: str) -> None:
+    """Refuse, when the guard is built, a critic or approver that ``decide`` or ``adecide`` could not call."""
+    missing = [m for m in methods if not callable(getattr(given, m, None))]
+    if given is not None and missing:
+        raise TypeError(f"the {role} {type(given).__name__} has no {' or '.join(missing)}(): it must be a {kind}")
+
+
+def _as_action(given: Any) -> Action:
+    """``given`` when it is an Action; else an Action saying what was given, so that the deny can be explained,
+    serialised and recorded like any other."""
+    if isinstance(given, Action):
+        return given
+    try:
+        shown = repr(given)[:500]
+    except Exception:  # a repr that fails must not turn the deny into an exception
+        shown = "(no repr)"
+    return Action("(not an action)", {"given": f"{type(given).__name__}: {shown}"})
+
+
+def _escalation_key(decision: Decision) -> str:
+    """What identifies one escalation in all its copies (``to_dict``/``from_dict``, ``replace``): its audit
+    record, or else when and under which spec it was decided, for which call."""
+    if decision.record_id is not None:
+        return decision.record_id
+    at = decision.decided_at.isoformat() if decision.decided_at is not None else None
+    parts = [decision.spec_digest, at, decision.proposed.to_dict(), decision.action.to_dict()]
+    return json.dumps(parts, sort_keys=True, default=repr)
 
 
 def _same_args(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

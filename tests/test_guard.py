@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -170,6 +170,38 @@ def test_tool_with_a_custom_name(guard):
     with pytest.raises(Denied):
         transfer("US13", 1000.0)
     assert transfer("US13", 10.0) == "sent"
+
+
+def test_a_method_is_guarded_without_its_instance(guard):
+    class Bank:
+        def __init__(self) -> None:
+            self.paid: list[tuple[str, float]] = []
+
+        @guard.tool(name="send_money")
+        def pay(self, recipient: str, amount: float) -> str:
+            self.paid.append((recipient, amount))
+            return "sent"
+
+        @guard.tool
+        async def tip(self, amount: float) -> float:
+            return amount
+
+    bank = Bank()
+    assert bank.pay("US13", 10.0) == "sent" and bank.pay(recipient="US14", amount=5.0) == "sent"
+    assert bank.paid == [("US13", 10.0), ("US14", 5.0)] and spent(guard) == 15.0
+    with pytest.raises(Denied) as info:
+        bank.pay("US13", 1000.0)
+    assert dict(info.value.decision.proposed.args) == {"recipient": "US13", "amount": 1000.0}
+    assert asyncio.run(bank.tip(35.0)) == 20.0  # revised, and run on the same instance
+
+
+def test_a_generator_function_is_refused(guard):
+    """Its body runs while it is iterated, after the guard reported the call: a failure would not be reported."""
+    with pytest.raises(TypeError, match="cannot guard the generator function stream"):
+
+        @guard.tool
+        def stream(n: int):  # type: ignore[no-untyped-def]
+            yield n
 
 
 def test_args_schema_from_signature_denies_wrong_types(guard):
@@ -441,6 +473,48 @@ def test_approver_edit_that_hits_a_deny_is_denied(make_guard):
     assert spent(g) == 0.0
 
 
+@pytest.mark.parametrize("edited", [{"amount": "60"}, {}], ids=["amount-as-text", "amount-left-out"])
+def test_an_edit_a_budget_cannot_measure_asks_again(make_guard, edited):
+    """The person wrote the call, but a budget that cannot measure it could not charge it either: the call
+    does not run past the budget unseen."""
+    body = """
+    norms:
+      - {id: big, tools: [pay], when: 'action.args.amount > 50.0', effect: escalate, on_error: skip}
+    budgets:
+      - {id: daily, tools: [pay], measure: action.args.amount, limit: 100, window: 1d, on_exceed: escalate}
+    """
+    edit = Answer("edit", args={"to": "bob", **edited}, by="alice")
+    g = make_guard(body, clock=lambda: T0, approver=CallbackApprover(lambda d: edit))
+    d = g.decide(Action("pay", {"to": "bob", "amount": 60.0}))
+    assert d.outcome == "escalate" and d.finding_ids()[-2:] == ["daily", "changed-since-asked"]
+    assert "could not measure" in d.findings[-1].message and d.reservations == ()
+    measured = Answer("edit", args={"amount": 70.0})
+    fine = make_guard(body, clock=lambda: T0, approver=CallbackApprover(lambda d: measured))
+    assert fine.decide(Action("pay", {"amount": 60.0})).outcome == "revise"  # measured, charged: it runs
+
+
+def test_a_slow_answer_reserves_from_when_it_came(make_guard):
+    """A person who answers after the reservation's ttl must not leave a reservation that is born expired:
+    the next call would not see it and the budget would overspend."""
+    clock = [T0]
+
+    def approve_after_ten_minutes(decision: Decision) -> Answer:
+        clock[0] += timedelta(minutes=10)
+        return Answer("approve", by="alice")
+
+    body = """
+    norms:
+      - {id: big, tools: [pay], when: 'action.args.amount > 50.0', effect: escalate}
+    budgets:
+      - {id: daily, tools: [pay], measure: action.args.amount, limit: 100, window: 1d}
+    """
+    g = make_guard(body, clock=lambda: clock[0], approver=CallbackApprover(approve_after_ten_minutes))
+    first = g.decide(Action("pay", {"amount": 60.0}))
+    assert first.outcome == "allow" and first.at == T0 + timedelta(minutes=10)
+    assert g.store.usage("daily", 86400, clock[0].timestamp()) == 60.0  # live, though the ttl is 5 minutes
+    assert g.decide(Action("pay", {"amount": 50.0})).outcome == "deny"  # 110 would exceed 100
+
+
 def test_approving_an_exceeded_budget_spends_it(make_guard):
     asked: list[Decision] = []
 
@@ -638,6 +712,56 @@ def test_decide_never_raises_for_bad_input(guard):
     ]
     for action in weird:
         assert guard.decide(action).outcome in ("deny", "escalate")
+
+
+@pytest.mark.parametrize(
+    ("action", "problem"),
+    [
+        (Action("tip", {"amount": float("inf")}), "args.amount is inf, not a finite number"),
+        (Action("tip", {"amount": 1.0, "split": [1.0, float("nan")]}), "args.split[1] is nan, not a finite number"),
+        (Action("tip", {"amount": 1.0}, context=[("blocked", True)]), "context of tip must be a mapping, got list"),  # type: ignore[arg-type]
+    ],
+)
+def test_what_no_tool_call_or_record_can_carry_is_malformed(guard, action, problem):
+    """NaN and infinities would be charged to a budget as nothing or as everything, and the audit trail could
+    not record them; a context that is not a mapping would read as empty, so no norm on it could fire."""
+    d = guard.decide(action)
+    assert d.outcome == "deny" and d.finding_ids() == ["malformed-action"] and problem in d.findings[0].message
+    json.dumps(d.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("given", [None, {"tool": "tip", "args": {"amount": 1.0}}], ids=["none", "dict"])
+def test_something_that_is_not_an_action_is_denied_explained_and_recorded(make_guard, given):
+    sink = MemoryAuditSink()
+    g = make_guard(SPEC, clock=lambda: T0, audit=sink)
+    for d in (g.decide(given), asyncio.run(g.adecide(given))):
+        assert d.outcome == "deny" and d.finding_ids() == ["malformed-action"]
+        assert "takes an fsa_guard.Action" in d.explain() and type(given).__name__ in json.dumps(d.to_dict())
+    assert [r["outcome"] for r in sink.records] == ["deny", "deny"]
+
+
+def test_a_malformed_now_is_recorded(make_guard):
+    sink = MemoryAuditSink()
+    g = make_guard(SPEC, audit=sink)
+    d = g.decide(Action("tip", {"amount": 1.0}, now="yesterday"))  # type: ignore[arg-type]
+    assert d.finding_ids() == ["malformed-action"] and [r["outcome"] for r in sink.records] == ["deny"]
+
+
+def test_a_critic_or_approver_that_only_one_of_decide_and_adecide_could_call_is_refused(make_guard):
+    """Otherwise the same call would be decided one way by decide and another by adecide."""
+
+    class SyncOnlyCritic:
+        def critique(self, request):  # type: ignore[no-untyped-def]
+            raise AssertionError("never called")
+
+    class AsyncOnlyApprover:
+        async def aask(self, decision):  # type: ignore[no-untyped-def]
+            return Answer("approve")
+
+    with pytest.raises(TypeError, match=r"the critic SyncOnlyCritic has no acritique\(\)"):
+        make_guard(SPEC, critic=SyncOnlyCritic())
+    with pytest.raises(TypeError, match=r"the approver AsyncOnlyApprover has no ask\(\).*CallbackApprover"):
+        make_guard(SPEC, approver=AsyncOnlyApprover())
 
 
 def test_malformed_args_with_an_audit_sink_are_denied_not_raised(make_guard):

@@ -12,6 +12,7 @@ from .._console import esc
 from ..audit.memory import MemoryAuditSink
 from ..errors import Problem, SpecError
 from ..guard import Guard
+from ..store import sqlite_path
 from ..store.memory import MemoryStore
 
 EXIT_OK, EXIT_DENY, EXIT_INPUT, EXIT_ESCALATE = 0, 1, 2, 3
@@ -36,6 +37,19 @@ SpecsArg = Annotated[list[Path], typer.Argument(help="Spec files, later layered 
 def _fail_input(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", markup=True)
     return typer.Exit(EXIT_INPUT)
+
+
+def _existing(url: str, what: str) -> str:
+    """``url``, when it is not a file URL or its file exists: a command that reads (or answers in) a store or an
+    audit trail must not create an empty one at a mistyped path and report that nothing is there."""
+    if url.split("://", 1)[0].lower() in ("sqlite", "jsonl"):
+        try:
+            path = sqlite_path(url)
+        except ValueError as exc:
+            raise _fail_input(str(exc)) from None
+        if not path.exists():
+            raise _fail_input(f"there is no {what} at {path} (from {url!r}); check the path")
+    return url
 
 
 def _print_problems(problems: list[Problem], console: Console) -> None:

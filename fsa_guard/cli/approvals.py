@@ -18,6 +18,7 @@ from ..escalate.queue import Approval, ApprovalQueue
 from ._app import (
     EXIT_DENY,
     EXIT_INPUT,
+    _existing,
     _fail_input,
     app,
     err,
@@ -48,7 +49,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def _queue(url: str) -> ApprovalQueue:
     try:
-        return ApprovalQueue(url)
+        return ApprovalQueue(_existing(url, "store"))
     except (StoreError, TypeError) as exc:
         raise _fail_input(str(exc)) from None
 
@@ -110,7 +111,7 @@ def _answer(store: str, audit: str | None, approval_id: str, answer: Answer, as_
     sink = None
     if audit:  # opened first: an answer that cannot be recorded is not given
         try:
-            sink = open_audit(audit)
+            sink = open_audit(audit)  # answers may start a trail of their own
         except AuditError as exc:
             raise _fail_input(str(exc)) from None
     try:

@@ -18,6 +18,7 @@ from ..store import query
 from ._app import (
     EXIT_DENY,
     EXIT_OK,
+    _existing,
     _fail_input,
     app,
     out,
@@ -37,7 +38,7 @@ UrlArg = Annotated[
 
 def _open_reader(url: str) -> AuditReader:
     try:
-        sink = open_audit(url)
+        sink = open_audit(_existing(url, "audit trail"))
     except AuditError as exc:
         raise _fail_input(str(exc)) from None
     if not isinstance(sink, AuditReader):
@@ -47,7 +48,10 @@ def _open_reader(url: str) -> AuditReader:
 
 def _streams(sink: AuditReader, url: str) -> list[str]:
     chosen = query(url).get("stream")
-    return [chosen] if chosen else sink.streams()
+    streams = sink.streams()
+    if chosen and chosen not in streams:
+        raise _fail_input(f"the audit trail has no stream {chosen!r}; its streams: {', '.join(streams) or 'none'}")
+    return [chosen] if chosen else streams
 
 
 def _records(sink: AuditReader, url: str) -> list[Any]:

@@ -15,11 +15,34 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class YAMLProblem(Exception):
     """A YAML syntax problem or duplicate key, with its 1-based line."""
 
-    def __init__(self, message: str, line: int | None, key: str = "") -> None:
+    def __init__(self, message: str, line: int | None, key: str = "", hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.key = key
+        self.hint = hint
+
+
+# What a YAML syntax error usually means in a spec: (what the parser says, what the line holds, the fix).
+_HINTS = (
+    ("", "\t", "YAML indents with spaces, not tabs"),
+    ("constructor for the tag '!", "!", "quote an expression that starts with '!': when: '!paid_before'"),
+    ("expected alphabetic or numeric character", "*", "quote a glob that starts with '*': tools: ['*']"),
+    ("found another document", "---", "a spec is one YAML document: remove the '---' line"),
+    ("expected key", ': "', "quote an expression that starts with a quote whole: when: '\"a\" in context.roles'"),
+    ("expected key", ": '", "quote an expression that starts with a quote whole: when: \"'a' in context.roles\""),
+)
+
+
+def _marked(exc: yaml.MarkedYAMLError, text: str, what: str) -> YAMLProblem:
+    """The problem at the line the parser marked, with the usual fix for what that line holds."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    lines = text.splitlines()
+    held = lines[line - 1] if line and line <= len(lines) else ""
+    problem = str(exc.problem or exc)
+    fix = next((fix for said, has, fix in _HINTS if said in problem and has in held), None)
+    return YAMLProblem(f"{what}: {problem}", line, hint=fix)
 
 
 def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
@@ -28,9 +51,7 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise YAMLProblem(f"YAML syntax error: {exc.problem or exc}", line) from None
+        raise _marked(exc, text, "YAML syntax error") from None
     except yaml.YAMLError as exc:
         raise YAMLProblem(f"YAML error: {exc}", None) from None
     finally:
@@ -41,8 +62,7 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     try:
         return _build(loader, node, (), lines, [MAX_NODES]), lines
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise YAMLProblem(f"YAML error: {exc.problem or exc}", mark.line + 1 if mark else None) from None
+        raise _marked(exc, text, "YAML error") from None
     except RecursionError:
         raise YAMLProblem("a YAML alias refers to itself (an endless structure)", None) from None
     except (yaml.YAMLError, ValueError, TypeError) as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..errors import Problem, SpecError
+from ..errors import Problem, SpecError, did_you_mean
 from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
 from ..verify.pycel import PyProgram
@@ -312,9 +312,18 @@ def _compile(resolved: ResolvedSpec) -> tuple[CompiledSpec | None, list[Problem]
     problems: list[Problem] = []
     let_names = list(resolved.let)
 
+    state_ids = {"budgets": [b.id for b in resolved.budgets], "remembered": [r.id for r in resolved.remember]}
+
     def comp(src: str, where: Source, key: str) -> Compiled | None:
         try:
-            return compile_expr(src, let_names)
+            compiled = compile_expr(src, let_names)
+            for entry in sorted(compiled.state_keys or ()):  # state.budgets.<id>, state.remembered.<id>
+                kind, _, name = entry.partition(".")
+                known = state_ids[kind]
+                if name not in known:
+                    hint = did_you_mean(name, known) or f"the spec's {kind}: {', '.join(known) or 'none'}"
+                    raise ExprError(f"state.{kind} has no '{name}'", hint)
+            return compiled
         except ExprError as exc:
             line = resolved.key_lines.get((where.file, key), where.line)
             problems.append(Problem(where.file, line, key, str(exc), code="cel", hint=exc.hint))

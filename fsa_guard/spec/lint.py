@@ -8,9 +8,11 @@ they serve, values that are never at stake anywhere.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 
-from ..errors import Problem
+from ..errors import Problem, did_you_mean
 from ..verify.expr import Compiled
 from .compiled import CompiledSpec, check_spec
 from .loader import ResolvedSpec, Source, load_layers, resolve
@@ -45,6 +47,7 @@ def lint_spec(*paths: str | Path) -> list[Problem]:
     if compiled is not None:
         problems.extend(_unused_lets(compiled))
         problems.extend(_cel_only(compiled))
+        problems.extend(_revise_typos(compiled))
     return sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))
 
 
@@ -89,6 +92,35 @@ def _cel_only(compiled: CompiledSpec) -> list[Problem]:
         for src, key, c in found
         if c.py is None
     ]
+
+
+def _revise_typos(compiled: CompiledSpec) -> list[Problem]:
+    """A revise key that is a near miss of an arg the norm's condition reads: the revision adds a new arg and
+    leaves the one the condition is about, so the call it produces still meets the condition."""
+    out = []
+    for n in compiled.norms:
+        read = _args_read(n.when, compiled.lets) if n.when is not None else None
+        for arg, _ in n.revise:
+            near = did_you_mean(arg, read) if read and arg not in read else None
+            if near:
+                key = f"{n.source.key}.revise.{arg}"
+                src = replace(n.source, line=compiled.resolved.key_lines.get((n.source.file, key), n.source.line))
+                message = f"norm '{n.id}' revises '{arg}', an arg its condition does not read"
+                out.append(_warn(src, key, message, "revise-unread", near))
+    return out
+
+
+def _args_read(c: Compiled, lets: dict[str, Compiled], seen: frozenset[str] = frozenset()) -> set[str] | None:
+    """The action.args keys ``c`` reads, through its lets too (None: it may read any)."""
+    if c.arg_keys is None:
+        return None
+    read = set(c.arg_keys)
+    for name in c.lets - seen:
+        more = _args_read(lets[name], lets, seen | {name})
+        if more is None:
+            return None
+        read |= more
+    return read
 
 
 def _warn(src: Source, key: str, message: str, code: str, hint: str | None = None) -> Problem:
@@ -188,6 +220,7 @@ def _warnings(spec: ResolvedSpec) -> list[Problem]:
                         "one sentence in the person's words, shown in every explanation",
                     )
                 )
+    out.extend(_tool_globs(spec))
     for section, key, code, message, hint in _FAILS_OPEN:
         if getattr(spec, section).get(key) == "allow":
             src = spec.sources[(section, key)]
@@ -198,6 +231,35 @@ def _warnings(spec: ResolvedSpec) -> list[Problem]:
         out.append(
             _warn(src, src.key, "critic.samples is set, but no norm or value asks for judgment", "critic-unused")
         )
+    return out
+
+
+_REGEX_SIGNS = re.compile(r"\.[*+?]|[\^$\\()|+{]")  # in a glob, these are literal characters
+_ANY_TOOL = ("x", "send_money", "delete-all-records")
+
+
+def _tool_globs(spec: ResolvedSpec) -> list[Problem]:
+    """Tool globs that will not do what they seem to: a regular expression (it matches no tool), and, under
+    deny- or escalate-by-default, a glob that names every tool (so no tool is ever unknown)."""
+    out: list[Problem] = []
+    known = set(spec.known_tools)
+    for kind, items in (("values", spec.values), ("norms", spec.norms), ("budgets", spec.budgets)):
+        for item in items:
+            src = spec.sources[(kind, item.id)]
+            for i, glob in enumerate(item.tools):
+                key = f"{src.key}.tools[{i}]"
+                src = replace(src, line=spec.key_lines.get((src.file, key), src.line))
+                if _REGEX_SIGNS.search(glob):
+                    hint = "* is any run of characters, ? one character, [abc] one of them: 'purchase_*'"
+                    message = f"tool glob '{glob}' looks like a regular expression; in a glob only *, ? and [...] match"
+                    out.append(_warn(src, key, message, "glob-regex", hint))
+                if spec.unknown_tool != "allow" and glob in known and all(fnmatchcase(t, glob) for t in _ANY_TOOL):
+                    message = (
+                        f"tool glob '{glob}' names every tool, so no tool is unknown and "
+                        f"unknown_tool: {spec.unknown_tool} never applies"
+                    )
+                    hint = "name the tools (or their families, 'crm_*'), so a tool nobody listed stays unknown"
+                    out.append(_warn(src, key, message, "glob-knows-every-tool", hint))
     return out
 
 

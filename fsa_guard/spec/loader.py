@@ -135,7 +135,13 @@ def load_layers(paths: Sequence[str | Path]) -> tuple[list[Layer], list[Problem]
         for i, rel in enumerate(extends):
             # files beneath are read even when this one is invalid, so all problems show in one run
             where = Source(str(path), line_for(lines, ("extends", i)), f"extends[{i}]")
-            visit(path.parent / rel, (*stack, path), where)
+            if "://" in rel:
+                message = f"'extends' takes file paths, not URLs: {rel}"
+                problems.append(
+                    where.problem(message, code="missing-file", hint="download the spec and extend the file")
+                )
+                continue
+            visit(path.parent / Path(rel).expanduser(), (*stack, path), where)
         if layer is not None:
             layers.append(layer)
 
@@ -160,7 +166,7 @@ def _read(path: Path, problems: list[Problem], ref: Source | None) -> tuple[Laye
     except YAMLProblem as exc:
         last = text.count("\n") + (0 if text.endswith("\n") else 1)
         line = min(exc.line, max(last, 1)) if exc.line else None
-        problems.append(Problem(str(path), line, exc.key, exc.message, code="yaml"))
+        problems.append(Problem(str(path), line, exc.key, exc.message, code="yaml", hint=exc.hint))
         return None, [], {}
     if not isinstance(data, dict):
         problems.append(
@@ -189,7 +195,14 @@ _FIELDS: dict[str, Any] = {
     "norms": Norm,
     "budgets": Budget,
     "priorities": Priority,
+    "remember": Remember,
+    "storage": SpecFile.model_fields["storage"].annotation,
+    "critic": SpecFile.model_fields["critic"].annotation,
+    "escalation": SpecFile.model_fields["escalation"].annotation,
 }
+
+
+_EXPRESSION_KEYS = frozenset({"when", "measure", "revise", "let", "value"})
 
 
 def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, int]) -> Iterable[Problem]:
@@ -212,6 +225,8 @@ def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, in
             given = err.get("input")
             if given is not None and not isinstance(given, dict | list) and kind != "value_error":
                 message += f" (got {given!r})"[:200]
+            if kind == "string_type" and _EXPRESSION_KEYS.intersection(map(str, loc)):
+                hint = f"an expression is YAML text: write '{json.dumps(given)}'; text inside it is quoted again"
         yield Problem(str(path), line_for(lines, loc), dotted(loc), message, code=kind, hint=hint)
 
 
@@ -261,6 +276,7 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
     unknown_from: Source | None = None
     strict_layer = 0
     zone_from: Source | None = None
+    revisions_from: Source | None = None
     layer_tools: list[set[str]] = []
     for layer in layers:
         spec = layer.spec
@@ -301,7 +317,18 @@ def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:
                 out.timezone = d.timezone
                 zone_from = zone_from or layer.source("defaults", "timezone")
         if d.max_revisions is not None:
-            out.max_revisions = d.max_revisions
+            if d.max_revisions > out.max_revisions and revisions_from is not None:
+                problems.append(
+                    layer.source("defaults", "max_revisions").problem(
+                        f"cannot raise defaults.max_revisions from {out.max_revisions} ({revisions_from.file}) "
+                        f"to {d.max_revisions}",
+                        code="layer-loosens",
+                        hint="a later layer may only lower max_revisions: more rounds let more revisions run unasked",
+                    )
+                )
+            else:
+                out.max_revisions = d.max_revisions
+                revisions_from = layer.source("defaults", "max_revisions")
         for name, expr in spec.let.items():
             here = layer.source("let", name)
             earlier = out.sources.get(("let", name))
@@ -378,8 +405,13 @@ def _merge_norms(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> No
                 )
             )
             continue
-        out.norms[pos] = norm
+        # what a person approving the call is shown: the earlier layer's words, unless this one gave its own
+        words = {k: getattr(earlier, k) for k in _WORDS if not getattr(norm, k)}
+        out.norms[pos] = norm.model_copy(update=words) if words else norm
         out.sources[("norms", norm.id)] = here
+
+
+_WORDS = ("description", "message")  # what a person asked about a call is shown
 
 
 def _norm_loosening(earlier: Norm, later: Norm) -> str | None:
@@ -393,6 +425,9 @@ def _norm_loosening(earlier: Norm, later: Norm) -> str | None:
         return "given another revision"
     if not set(earlier.serves) <= set(later.serves):
         return "detached from the values it serves"
+    stronger = EFFECT_STRENGTH[later.effect] > EFFECT_STRENGTH[earlier.effect]
+    if not stronger and any(getattr(later, k) and getattr(later, k) != getattr(earlier, k) for k in _WORDS):
+        return "given other words (its description or message) without a stronger effect"
     if later.human_overridable and not earlier.human_overridable:
         return "made human_overridable"
     if EFFECT_STRENGTH[later.effect_on_error()] < EFFECT_STRENGTH[earlier.effect_on_error()]:
@@ -423,6 +458,8 @@ def _merge_budgets(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> 
             why = "narrowed to fewer tools"
         elif earlier.on_exceed == "deny" and budget.on_exceed == "escalate":
             why = "loosened from on_exceed deny to escalate"
+        elif not set(earlier.serves) <= set(budget.serves):
+            why = "detached from the values it serves"
         if why:
             problems.append(
                 here.problem(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -286,11 +286,25 @@ class Priority(_Strict):
     prefer: Id
     over: Id
 
+    @model_validator(mode="after")
+    def _two_values(self) -> Priority:
+        if self.prefer == self.over:
+            raise ValueError(f"a priority weighs two values; this one prefers '{self.prefer}' over itself")
+        return self
+
 
 class SpecFile(_Strict):
     """One value spec file (one layer)."""
 
     fsa_guard: Literal[1] = Field(description="Format version; 1.")
+
+    @field_validator("fsa_guard", mode="before")
+    @classmethod
+    def _version_is_a_number(cls, v: Any) -> Any:
+        if type(v) is not int:  # true and 1.0 equal 1 in Python, but they are not the version number
+            raise ValueError(f"fsa_guard must be the number 1, got {v!r}")
+        return v
+
     id: Id | None = Field(None, description="Name of this spec; defaults to the file name.")
     description: str = ""
     extends: list[str] = Field(default_factory=list, description="Specs beneath this one, relative paths.")

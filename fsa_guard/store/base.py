@@ -47,7 +47,8 @@ class Store(Protocol):
         ...
 
     def release(self, reservation_id: str) -> None:
-        """The call did not run or failed: give the amount back."""
+        """The call did not run or failed: give the amount back. A committed amount stays spent: releasing it
+        (a second report, a retry) changes nothing, and so does releasing an unknown id."""
         ...
 
     def usage(self, key: str, window_s: float, now: float) -> float:

@@ -111,7 +111,11 @@ class SQLiteStore:
 
     def release(self, reservation_id: str) -> None:
         """See :meth:`fsa_guard.store.base.Store.release`."""
-        self._run("release", lambda: self._conn().execute("DELETE FROM spend WHERE id = ?", (reservation_id,)))
+        # only a live reservation is given back: a committed amount was spent, whatever is reported later
+        self._run(
+            "release",
+            lambda: self._conn().execute("DELETE FROM spend WHERE id = ? AND expires IS NOT NULL", (reservation_id,)),
+        )
 
     def usage(self, key: str, window_s: float, now: float) -> float:
         """See :meth:`fsa_guard.store.base.Store.usage`."""

@@ -10,6 +10,8 @@ expression that fails escalates. A budget whose ``when`` or ``measure`` fails re
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +32,10 @@ from .pycel import Scope, unmodelled
 from .schema import ArgsValidator
 
 __all__ = ["PYTHON_EVAL", "Verdict", "remember_key", "verify"]
+
+# A function that fails becomes a finding with its error. Without this, and without a handler of the
+# application's, the package's warning about it would also be printed on stderr (twice: batch, then alone).
+logging.getLogger("cel").addHandler(logging.NullHandler())
 
 #: Evaluate expressions in Python where ``verify.pycel`` can (the default), else always on the CEL package.
 #: ``FSA_GUARD_PYCEL=0`` in the environment turns it off, to rule it out when a decision looks wrong.
@@ -99,6 +105,8 @@ def verify(
     bad = not_json_like(args)
     if bad is not None:
         return _malformed(f"the args of {tool} must be JSON-like data: {bad}")
+    if type(action.context) is not dict and not isinstance(action.context, Mapping):
+        return _malformed(f"the context of {tool} must be a mapping, got {type(action.context).__name__}")
     if validator is not None:
         problem = validator.check(args)
         if problem:
@@ -199,13 +207,16 @@ def _copy(value: Any) -> Any:
     return value
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_PLAIN = (str, int, bool, type(None))  # scalars that are always JSON; a float must also be finite
 
 
 def not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
-    """Where ``value`` stops being JSON-like data (what tool calls carry), or None when it is."""
-    if isinstance(value, _SCALARS):
+    """Where ``value`` stops being JSON-like data (what tool calls carry), or None when it is. NaN and the
+    infinities are not: a budget cannot charge them, and no audit record or tool call can carry them."""
+    if isinstance(value, _PLAIN):
         return None
+    if isinstance(value, float):
+        return None if value - value == 0.0 else f"{path} is {value!r}, not a finite number"
     if depth > 32:
         return f"{path} is nested too deeply"
     # Every call checks its args: the path of a part is only spelled out once that part is found bad.
@@ -213,14 +224,14 @@ def not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
         for k, v in value.items():
             if not isinstance(k, str):
                 return f"{path} has a key that is not text: {k!r}"
-            if not isinstance(v, _SCALARS):
+            if not isinstance(v, _PLAIN) and not (type(v) is float and v - v == 0.0):
                 bad = not_json_like(v, f"{path}.{k}", depth + 1)
                 if bad:
                     return bad
         return None
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            if not isinstance(v, _SCALARS):
+            if not isinstance(v, _PLAIN) and not (type(v) is float and v - v == 0.0):
                 bad = not_json_like(v, f"{path}[{i}]", depth + 1)
                 if bad:
                     return bad
@@ -433,6 +444,8 @@ class _PyEnv:
             return None  # times, objects the package refuses, ints beyond 64 bits: its conversion decides
         if ("action" in variables and unmodelled(action.args)) or unmodelled(variables.get("request", "")):
             return None
+        if plan.raw_history and unmodelled(variables["history"]):  # outputs are outside data too
+            return None
         return cls(
             spec, plan, action, now, store, Scope(variables, functions, spec.static_functions, plan.py_lets or {})
         )
@@ -559,8 +572,8 @@ def _measure(budget: CompiledBudget, env: _Env | _PyEnv, v: Verdict, known: tupl
         if known is None:
             known = (None, 1.0 if budget.measure is None else env.run(budget.measure))
         amount = known[1]
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount != amount or amount < 0:
-            raise _BadValue(f"'measure' must be a number >= 0, got {_shown(amount)}")
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 <= amount < math.inf:
+            raise _BadValue(f"'measure' must be a finite number >= 0, got {_shown(amount)}")
     except Exception as exc:
         error = exc.args[0] if isinstance(exc, _BadValue) and exc.args else env.describe(exc)
         v.add(

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import cel
 from cel.stdlib import EXTENSIONS
@@ -144,7 +145,7 @@ _MATCHES = re.compile(r"(\.\s*)?(?<![\w])matches\s*\(")
 # Where Python's re and CEL's regex engine read a pattern differently, or only one of them accepts it:
 # POSIX classes, \Z, lookaround, backreferences, {,n}, possessive repeats; '$' under the m flag ('$' without
 # it Python reads as the package does once written \Z: functions._end_anchors).
-_UNSAFE_REGEX = re.compile(r"\[\[:|\\[Zz]|\(\?[=!<>]|\\[1-9]|\{,|\(\?P|\*\+|\+\+|\?\+")
+_UNSAFE_REGEX = re.compile(r"\(\?[a-zA-Z-]*x|\[\[:|\\[Zz]|\(\?[=!<>]|\\[1-9]|\{,|\(\?P|\*\+|\+\+|\?\+")
 _MULTILINE = re.compile(r"\(\?[a-zA-Z-]*m")
 
 
@@ -187,7 +188,10 @@ def inline_matches(src: str) -> str:
         pattern_span = spans[0] if m.group(1) else (spans[1] if len(spans) == 2 else None)
         if pattern_span is None or (m.group(1) and len(spans) != 1):
             continue
-        literal = src[pattern_span[0] : pattern_span[1]].strip()
+        # the pattern as Python's evaluation sees it: without comments, and out of any parentheses
+        literal = _code(src[pattern_span[0] : pattern_span[1]])
+        while literal.startswith("(") and literal.endswith(")") and _STRING.fullmatch(literal[1:-1].strip()):
+            literal = literal[1:-1].strip()
         if not _STRING.fullmatch(literal):
             continue
         try:
@@ -278,7 +282,8 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
         else:
             raise ExprError(
                 f"unknown name '{name}' in expression {src!r}",
-                did_you_mean(name, known_vars) or f"the variables are {', '.join(ROOT_VARIABLES)} and let names",
+                did_you_mean(name, known_vars)
+                or f"the variables are {', '.join(ROOT_VARIABLES)} and let names; text is quoted: '\"{name}\"'",
             )
     for field in _ROOT_MEMBER.findall(bare):
         if field not in ACTION_FIELDS:
@@ -289,13 +294,15 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     ours = {**HISTORY_FUNCTIONS, **STATIC_ARITY}
     functions: set[str] = set()
     for name in refs["functions"]:
-        if name[0] in "_@!" or name in _BUILTIN_FUNCTIONS:
+        if name[0] in "_@!":
             continue
-        if name in ours:
-            functions.add(name)
-        elif name in _EXTENSION_LEAVES:
+        if name in _EXTENSION_LEAVES:
+            # registered even where the package has a builtin of that name (contains, bool): its builtin covers
+            # text only and still comes first there; the extension covers lists, maps and sets.contains
             functions.update(full for full in EXTENSION_FUNCTIONS if full.rsplit(".", 1)[-1] == name)
-        else:
+        elif name in ours:
+            functions.add(name)
+        elif name not in _BUILTIN_FUNCTIONS:
             candidates = [*ours, *_BUILTIN_FUNCTIONS, *_EXTENSION_LEAVES]
             raise ExprError(
                 f"unknown function '{name}' in expression {src!r}",
@@ -312,6 +319,8 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             hint = "history functions take history first" if name in HISTORY_FUNCTIONS else None
             raise ExprError(f"{name}() takes {want} arguments, got {n}", hint)
+        if name in _ZONED and n == 2 and parsed:
+            _check_zone(src[slice(*parsed[0][-1])].strip(), name)
     raw_history = "history" in variables and ("history" in bound or _uses_raw_history(bare))
     if not variables and not used_lets and not bound:
         _check_constant(program, src, functions)
@@ -349,6 +358,26 @@ _HISTORY = frozenset(HISTORY_FUNCTIONS)
 _PY_EXTENSIONS = {n: f for n, f in EXTENSION_FUNCTIONS.items() if n.rsplit(".", 1)[-1] not in _BUILTIN_FUNCTIONS}
 
 
+_ZONED = frozenset({"time", "hour", "minute_of_day", "weekday", "local_date", "day_start"})  # (t, zone)
+
+
+def _check_zone(literal: str, function: str) -> None:
+    """A time zone written as text must exist: a misspelt one would fail every decision."""
+    if not _STRING.fullmatch(literal):
+        return
+    try:
+        zone = ast.literal_eval(literal)
+    except (ValueError, SyntaxError):
+        return
+    if not isinstance(zone, str):
+        return
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        hint = did_you_mean(zone, available_timezones()) or "an IANA name such as 'Europe/Berlin'"
+        raise ExprError(f"{function}(): '{zone}' is not a time zone", hint) from None
+
+
 def _preceded_by_namespace(text: str, start: int) -> bool:
     before = text[:start].rstrip()
     return before.endswith(".") and re.search(r"(math|sets|base64|strings|lists|optional)\s*\.$", before) is not None
@@ -370,9 +399,9 @@ def _check_constant(program: Any, src: str, functions: Iterable[str]) -> None:
     try:
         program.execute(ctx)
     except Exception as exc:
-        raise ExprError(
-            f"expression {src!r} always fails: {exc}", "CEL does not mix int and double; write 1.0"
-        ) from None
+        mixed = "No such overload" in str(exc)  # the usual cause: 1 + 1.0
+        hint = "CEL does not mix int and double; write 1.0" if mixed else "fix the values it is given"
+        raise ExprError(f"expression {src!r} always fails: {exc}", hint) from None
 
 
 def _code(src: str) -> str:
@@ -417,7 +446,10 @@ def compile_batch(items: Sequence[str], lets: Sequence[tuple[str, Compiled]]) ->
         if count == 0 and None not in uses.values():
             continue  # read only by revisions, which run on their own
         constant = not (compiled.variables or compiled.lets or compiled.functions or _MACRO_VAR.search(src))
-        if None not in uses.values() and (count == 1 or constant):
+        # written in under a macro whose variable has the name of something it reads, it would read the variable
+        reads = compiled.variables | compiled.lets
+        captured = any(reads.intersection(_MACRO_VAR.findall(_strip_strings(holders[key]))) for key in uses)
+        if None not in uses.values() and not captured and (count == 1 or constant):
             for key, spans in uses.items():
                 if spans:
                     holders[key] = _write_in(holders[key], spans, src)

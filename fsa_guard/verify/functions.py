@@ -22,6 +22,8 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import cel
+
 from ..action import Call
 
 __all__ = ["HISTORY_FUNCTIONS", "HistoryIndex", "static_functions"]
@@ -379,10 +381,24 @@ def _end_anchors(pattern: str) -> str:
 
 
 def regex_search(text: str, pattern: str) -> bool:
-    """CEL's ``matches`` (an unanchored search) with the pattern compiled once, not on every call."""
+    """CEL's ``matches`` (an unanchored search) with the pattern compiled once, not on every call.
+
+    Python's ``re`` and the package's engine read \\w, \\b, \\s and (?i) alike on ASCII text only (beyond it
+    they disagree on marks, fractions, separators and case folding): other text goes to the package itself.
+    """
     if not isinstance(text, str) or not isinstance(pattern, str):
         raise TypeError("matches() takes a string and a pattern")
+    if _unicode_sensitive(pattern) and (not text.isascii() or _C0_SEPARATORS.search(text)):
+        return bool(cel.evaluate("t.matches(p)", {"t": text, "p": pattern}))
     return _regex(pattern).search(text) is not None
+
+
+_C0_SEPARATORS = re.compile("[\x1c-\x1f]")  # whitespace to Python's \s, not to the package's
+
+
+@functools.lru_cache(maxsize=1024)
+def _unicode_sensitive(pattern: str) -> bool:
+    return re.search(r"\\[wWbBsS]|\(\?[a-zA-Z]*i", pattern) is not None
 
 
 def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:

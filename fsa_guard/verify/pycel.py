@@ -196,7 +196,7 @@ def _lt(a: Any, b: Any) -> bool:
 def _add(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if ta is tb:
-        if ta is int:
+        if ta is int and _int_ok(a) and _int_ok(b):
             return _check_int(a + b)
         if ta is float or ta is str or ta is timedelta:
             return a + b
@@ -204,9 +204,7 @@ def _add(a: Any, b: Any) -> Any:
         return [*a, *b]
     try:
         if ta is datetime and tb is timedelta and _aware(a):
-            return a + b
-        if ta is timedelta and tb is datetime and _aware(b):
-            return b + a
+            return a + b  # (duration + timestamp the package refuses)
     except OverflowError:
         raise Defer from None
     raise Defer
@@ -215,7 +213,7 @@ def _add(a: Any, b: Any) -> Any:
 def _sub(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if ta is tb:
-        if ta is int:
+        if ta is int and _int_ok(a) and _int_ok(b):
             return _check_int(a - b)
         if ta is float or ta is timedelta:
             return a - b
@@ -232,7 +230,7 @@ def _sub(a: Any, b: Any) -> Any:
 def _mul(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if ta is tb:
-        if ta is int:
+        if ta is int and _int_ok(a) and _int_ok(b):
             return _check_int(a * b)
         if ta is float:
             return a * b
@@ -262,7 +260,7 @@ def _mod(a: Any, b: Any) -> Any:
 
 def _neg(a: Any) -> Any:
     t = type(a)
-    if t is int:
+    if t is int and _int_ok(a):
         return _check_int(-a)
     if t is float:
         return -a
@@ -419,7 +417,7 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-_SAFE = frozenset({str, bool, float, list, dict})
+_SAFE = frozenset({bool, float})  # results with nothing inside to check
 
 
 _NUMBER_TESTS: dict[str, Callable[[Any, Any], bool]] = {
@@ -450,14 +448,18 @@ def _number_test(
 
 def unmodelled(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` holds what the package reads otherwise than this module does: an int beyond 64 bits
-    (the package makes it a uint or a double) or text with a lone surrogate (the package cannot take it)."""
+    (the package makes it a uint or a double), text with a lone surrogate (the package cannot take it), a
+    tuple (the package makes it a list, which fsa_guard's functions read otherwise) or a type value (the package
+    hands it back as its name)."""
     t = type(value)
-    if t is dict or t is list or t is tuple:
+    if t is dict or t is list:
         items = value.values() if t is dict else value
     elif t is int:
         return not _I64_MIN <= value <= _I64_MAX
     elif t is str:
         return not value.isascii() and _SURROGATE.search(value) is not None
+    elif t is tuple or t is CelType:
+        return True
     elif isinstance(value, Mapping):
         items = value.values()
     else:
@@ -483,7 +485,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _plain(v: Any) -> Any:
     """A checked value from outside (a function's result): JSON-like data, times, or Defer."""
     t = type(v)
-    if t in (str, bool, float) or v is None:
+    if t is bool or t is float or v is None:
+        return v
+    if unmodelled(v):
+        raise Defer
+    if t is str:
         return v
     if t is int:
         return _check_int(v)
@@ -561,6 +567,8 @@ def _tokens(src: str) -> list[tuple[str, Any]]:
             body = src[pos:end]
             if len(quote) == 1 and "\n" in body:
                 raise _Unsupported("string")
+            if len(quote) == 3:  # the package reads a line end written CR LF or CR as LF
+                body = body.replace("\r\n", "\n").replace("\r", "\n")
             out.append(("lit", body if m.group("raw") else _unescape(body)))
             pos = end + len(quote)
         elif kind == "float":
@@ -1053,8 +1061,9 @@ def _caller(
 ) -> PyProgram:
     """A call with ``args`` (see ``_Compiler._args``) of ``function`` (an extension), or of fsa_guard's
     function ``name`` (from ``Scope.fns`` when ``per_decision``, else ``Scope.static``). A failure is left
-    to the CEL package, and so is an extension given a map or a tuple: the package hands it a map in hash
-    order and a list for a tuple (fsa_guard's own functions depend on neither)."""
+    to the CEL package, and so is a call given a type value (the package hands over its name) and an extension
+    given a map (the package hands it over in hash order). No tuple gets here: data holding one is left to the
+    package whole (``unmodelled``), as is a result holding what this module does not model (``_plain``)."""
     fixed = [value if const else None for const, value in args]
     dynamic = [(i, value) for i, (const, value) in enumerate(args) if not const]
     extension = function is not None
@@ -1062,7 +1071,9 @@ def _caller(
     def call(s: Scope) -> Any:
         values = fixed.copy()
         for i, program in dynamic:
-            values[i] = program(s)
+            v = values[i] = program(s)
+            if type(v) is CelType:
+                raise Defer  # the package hands a function the type's name
         if extension:
             if any(isinstance(v, Mapping) or type(v) is tuple for v in values):
                 raise Defer

@@ -36,9 +36,10 @@ class ArgsValidator:
         return f"{where}: {error.message}" if where else error.message
 
 
-def schema_from_signature(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The JSON Schema of ``fn``'s keyword arguments, from its annotations (via pydantic)."""
-    sig = inspect.signature(fn)
+def schema_from_signature(fn: Callable[..., Any], sig: inspect.Signature | None = None) -> dict[str, Any]:
+    """The JSON Schema of ``fn``'s keyword arguments, from its annotations (via pydantic); ``sig``, when given,
+    is the signature to read instead of ``fn``'s own (a method's, without ``self``)."""
+    sig = sig or inspect.signature(fn)
     fields: dict[str, Any] = {}
     extra: Literal["allow", "forbid"] = "forbid"
     for name, param in sig.parameters.items():

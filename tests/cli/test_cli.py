@@ -172,3 +172,32 @@ def test_lint_says_which_expressions_run_on_the_cel_package_alone(tmp_path: Path
     slow = [(p["line"], p["key"], p["message"]) for p in json.loads(result.stdout) if p["code"] == "cel-only"]
     assert [(line, key) for line, key, _ in slow] == [(3, "let.late"), (13, "norms[1].revise.n")]
     assert "getHours" in slow[0][2] and "uint literal" in slow[1][2]
+
+
+def test_lint_warns_of_a_revision_that_misses_the_arg_its_condition_reads(tmp_path):
+    """revise: {amout: ...} adds an arg and leaves amount as it was: the revised call still meets the condition."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "fsa_guard: 1\nlet:\n  big: action.args.amount > 20.0\nnorms:\n  - id: cap\n    tools: [tip]\n    when: big\n"
+        "    effect: revise\n    revise:\n      amout: '20.0'\n      note: '\"capped\"'\n"
+    )
+    problems = json.loads(runner.invoke(app, ["lint", str(spec), "--json"]).stdout)
+    found = [(p["line"], p["key"], p["hint"]) for p in problems if p["code"] == "revise-unread"]
+    assert found == [(10, "norms[0].revise.amout", "did you mean 'amount'?")]  # read through the let
+
+
+def test_lint_warns_of_tool_globs_that_do_not_do_what_they_seem(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "fsa_guard: 1\nid: s\ndefaults:\n  unknown_tool: deny\n"
+        "values:\n  - id: v\n    title: V\n    attends_to: [MOMENTS that matter to me]\n    tools: ['*']\n"
+        "norms:\n  - id: n\n    tools: [read_file, 'purchase_.*']\n    effect: escalate\n"
+    )
+    result = runner.invoke(app, ["lint", str(spec), "--json"])
+    assert result.exit_code == 0
+    found = [(p["line"], p["key"], p["code"]) for p in json.loads(result.stdout) if p["code"].startswith("glob-")]
+    assert found == [(9, "values[0].tools[0]", "glob-knows-every-tool"), (12, "norms[0].tools[1]", "glob-regex")]
+    # under unknown_tool: allow, naming every tool takes nothing away
+    spec.write_text(spec.read_text().replace("deny", "allow"))
+    codes = [p["code"] for p in json.loads(runner.invoke(app, ["lint", str(spec), "--json"]).stdout)]
+    assert "glob-knows-every-tool" not in codes and "glob-regex" in codes

@@ -30,6 +30,9 @@ def pending_id(store: str, timeout: float = 30) -> str:
     deadline = time.time() + timeout
     while time.time() < deadline:
         listed = cli("list", "--json", store=store)
+        if "there is no store" in listed.stderr:
+            time.sleep(0.1)  # the agent has not opened it yet
+            continue
         assert listed.returncode == 0, listed.stderr
         if listed.stdout.strip():
             return str(json.loads(listed.stdout.splitlines()[0])["id"])

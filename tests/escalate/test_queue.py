@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -356,6 +358,14 @@ def test_an_integration_answers_an_escalation_itself(tmp_path):
     assert done.outcome == "revise" and done.action.args["amount"] == 700.0 and done.answer.at is not None
     again = guard.answer(d, Answer("approve", by="bob"))  # once only, as through a queue
     assert again.outcome == "deny" and "already answered" in again.explain()
+    # ... whichever copy is answered: the integration may have checkpointed it, or rebuilt it
+    for copy in (Decision.from_dict(json.loads(json.dumps(d.to_dict()))), replace(d, tokens={})):
+        assert guard.answer(copy, Answer("approve", by="bob")).finding_ids()[-1] == "approval-unusable"
+    assert guard.answer(guard.decide(BIG), Answer("approve", by="bob")).outcome == "allow"  # a new escalation
+    unrecorded = Guard(guard.spec, audit=False)  # no record id to go by
+    d = unrecorded.decide(BIG)
+    assert d.record_id is None and unrecorded.answer(d, Answer("approve")).outcome == "allow"
+    assert unrecorded.answer(Decision.from_dict(d.to_dict()), Answer("approve")).outcome == "deny"
     rival = Answer("edit", args={**BIG.args, "recipient": "rival-x"}, by="a")
     assert guard.answer(guard.decide(BIG), rival).outcome == "deny"
     assert guard.answer(guard.decide(BIG), Answer("maybe", by="a")).outcome == "escalate"  # type: ignore[arg-type]
@@ -424,9 +434,15 @@ def test_a_new_reason_to_ask_asks_again(tmp_path):
     d = guard.decide(BIG)
     guard.approver.approve(d.approval_id, by="alice")
     ask = "  - id: landlord-asks\n    tools: [send_money]\n    when: action.args.recipient == 'landlord'\n"
-    done = stricter_guard(tmp_path, ask + "    effect: escalate\n").resume(d.approval_id)
+    stricter = stricter_guard(tmp_path, ask + "    effect: escalate\n")
+    done = stricter.resume(d.approval_id)
     assert done.outcome == "escalate" and done.finding_ids()[-1] == "changed-since-asked"
     assert "landlord-asks" in done.finding_ids()
+    # it is a new question in the queue, which the person can answer; the old one was used
+    assert done.approval_id not in (None, d.approval_id) and stricter.approver.get(done.approval_id).pending
+    stricter.approver.approve(done.approval_id, by="alice")
+    assert stricter.resume(done.approval_id).outcome == "allow"
+    assert stricter.resume(d.approval_id).finding_ids()[-1] == "approval-unusable"
 
 
 def test_an_approval_does_not_overspend_a_budget_the_person_never_saw_exceeded(tmp_path):

@@ -182,6 +182,26 @@ BUDGET_CHANGES = {
 }
 
 
+def test_a_norms_words_stay_unless_a_later_layer_strengthens_it(write_spec, base):
+    """The words are what a person approving the call is shown: a later layer cannot soften them."""
+    norm = "norms:\n  - id: big-payments\n    tools: [pay, buy]\n    when: big\n    serves: [careful-money]\n"
+    alice = layer(write_spec, norm + "    effect: escalate\n    message: This is fine, go ahead\n")
+    assert "given other words" in rejected(alice, base, "big-payments")
+    alice = layer(write_spec, norm + "    effect: escalate\n")  # repeated without words: the earlier ones stay
+    assert load_spec(alice).norms[0].norm.description == "Big payments need approval."
+    alice = layer(write_spec, norm + "    effect: deny\n    description: Big payments are not for my agent.\n")
+    assert load_spec(alice).norms[0].norm.description == "Big payments are not for my agent."
+
+
+def test_detaching_a_budget_from_its_values_is_rejected(write_spec, base):
+    budget = "budgets:\n  - id: daily-spend\n    tools: [pay]\n    measure: action.args.amount\n    limit: 100\n"
+    alice = layer(write_spec, budget + "    window: 1d\n    on_exceed: escalate\n    serves: []\n")
+    base.write_text(
+        base.read_text().replace("    on_exceed: escalate\n", "    on_exceed: escalate\n    serves: [careful-money]\n")
+    )
+    assert "detached from the values it serves" in rejected(alice, base, "daily-spend")
+
+
 @pytest.mark.parametrize("change", BUDGET_CHANGES)
 def test_loosening_a_budget_is_rejected(write_spec, base, change):
     body, why = BUDGET_CHANGES[change]
@@ -361,6 +381,18 @@ def test_a_later_layer_may_set_the_time_zone_when_no_earlier_layer_did(write_spe
     write_spec("fsa_guard: 1\nid: org\n", name="org.yaml")
     person = write_spec("fsa_guard: 1\nid: me\nextends: [org.yaml]\ndefaults: {timezone: Asia/Tokyo}\n", name="me.yaml")
     assert load_spec(person).zone.key == "Asia/Tokyo"
+
+
+def test_a_later_layer_may_lower_max_revisions_but_not_raise_it(write_spec) -> None:
+    """More rounds would let revisions run that the earlier layer wanted a person to see."""
+    org = write_spec("fsa_guard: 1\nid: org\ndefaults: {max_revisions: 1}\n", name="org.yaml")
+    person = write_spec("fsa_guard: 1\nid: me\nextends: [org.yaml]\ndefaults: {max_revisions: 3}\n", name="me.yaml")
+    assert "cannot raise defaults.max_revisions from 1" in rejected(person, org, "max_revisions")
+    person.write_text(person.read_text().replace("3", "0"))
+    assert load_spec(person).max_revisions == 0
+    write_spec("fsa_guard: 1\nid: org\n", name="org.yaml")  # no earlier layer chose: the default may rise
+    person.write_text(person.read_text().replace("0", "5"))
+    assert load_spec(person).max_revisions == 5
 
 
 def test_a_later_layer_cannot_make_a_norm_skip_its_errors(write_spec) -> None:

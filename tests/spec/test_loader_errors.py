@@ -105,6 +105,56 @@ def test_unknown_key_inside_a_norm_with_hint(write_spec):
     assert p.hint == "did you mean 'when'?"
 
 
+@pytest.mark.parametrize(
+    ("body", "key", "hint"),
+    [
+        ("critic:\n  on_eror: deny\n", "critic.on_eror", "did you mean 'on_error'?"),
+        ("escalation:\n  timout: 10m\n", "escalation.timout", "did you mean 'timeout'?"),
+        ("storage:\n  stor: sqlite:///x.db\n", "storage.stor", "did you mean 'store'?"),
+        (
+            "remember:\n  - {id: p, tools: [t], value: action.tool, wndow: 1d}\n",
+            "remember[0].wndow",
+            "did you mean 'window'?",
+        ),
+    ],
+)
+def test_unknown_key_in_a_section_is_hinted_from_that_section(write_spec, body, key, hint):
+    path = write_spec("fsa_guard: 1\n" + body)
+    p = only(problems_of(path))
+    assert (p.key, p.hint) == (key, hint)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "hint"),
+    [
+        ("norms:\n\t- id: n\n", 3, "YAML indents with spaces, not tabs"),
+        ("norms:\n  - id: n\n    tools: [t]\n    when: !paid_before\n", 5, "quote an expression that starts with '!'"),
+        ("norms:\n  - id: n\n    tools: [*]\n", 4, "quote a glob that starts with '*'"),
+        ('norms:\n  - id: n\n    tools: [t]\n    when: "a" in context.roles\n', 5, "starts with a quote whole"),
+        ("id: a\n---\nid: b\n", 3, "a spec is one YAML document"),
+    ],
+    ids=["tab", "bang", "star", "quote", "documents"],
+)
+def test_a_yaml_mistake_says_how_to_fix_it(write_spec, body, line, hint):
+    path = write_spec("fsa_guard: 1\n" + body)
+    p = only(problems_of(path))
+    assert (p.code, p.line) == ("yaml", line) and p.hint is not None and hint in p.hint
+
+
+def test_an_expression_written_as_a_number_or_bare_text_says_how_to_quote_it(write_spec):
+    head = "norms:\n  - id: n\n    tools: [t]\n    effect: revise\n    revise: "
+    p = only(problems_of(write_spec("fsa_guard: 1\n" + head + "{amount: 20}\n")))
+    assert p.key == "norms[0].revise.amount" and p.hint is not None and "write '20'" in p.hint
+    p = only(problems_of(write_spec("fsa_guard: 1\n" + head + "{note: capped}\n")))
+    assert p.key == "norms[0].revise.note" and p.hint is not None and """text is quoted: '"capped"'""" in p.hint
+
+
+@pytest.mark.parametrize("version", ["true", "1.0", "'1'"])
+def test_the_version_is_the_number_one(write_spec, version):
+    p = only(problems_of(write_spec(f"fsa_guard: {version}\nid: s\n")))
+    assert p.key == "fsa_guard" and ("must be the number 1" in p.message or "Input should be 1" in p.message)
+
+
 def test_unknown_key_without_close_match_lists_allowed_keys(write_spec):
     path = write_spec(NORM_HEAD + "    zzzzzz: 1\n")
     p = only(problems_of(path))
@@ -292,10 +342,35 @@ def test_wrong_argument_count_for_history_function(write_spec, expr):
     assert p.hint == "history functions take history first"
 
 
-def test_constant_type_error(write_spec):
-    path, p = cel_problem(write_spec, '1 + "a" == 2')
+@pytest.mark.parametrize(
+    ("expr", "message", "hint"),
+    [
+        (
+            'hour(now, "Europe/Berln") >= 22',
+            "hour(): 'Europe/Berln' is not a time zone",
+            "did you mean 'Europe/Berlin'?",
+        ),
+        ('weekday(now, "Mars/Olympus") > 5', "weekday(): 'Mars/Olympus' is not a time zone", "an IANA name"),
+        ("state.budgets.dayly.used > 1.0", "state.budgets has no 'dayly'", "the spec's budgets: none"),
+        ("size(state.remembered.payess) > 1", "state.remembered has no 'payess'", "the spec's remembered: none"),
+    ],
+)
+def test_what_would_fail_every_decision_fails_to_load(write_spec, expr, message, hint):
+    """A misspelt time zone, budget or remember rule is known when the spec loads: it would fail every call."""
+    path, p = cel_problem(write_spec, expr)
+    assert where(p) == (str(path), 6, "norms[0].when")
+    assert message in p.message and p.hint is not None and hint in p.hint
+
+
+@pytest.mark.parametrize(
+    ("expr", "mixed"),
+    [('1 + "a" == 2', True), ("1 + 1.0 > 1.0", True), ('int("abc") > 1', False), ("1 / 0 > 1", False)],
+)
+def test_constant_type_error(write_spec, expr, mixed):
+    path, p = cel_problem(write_spec, expr)
     assert where(p) == (str(path), 6, "norms[0].when")
     assert "always fails" in p.message
+    assert (p.hint == "CEL does not mix int and double; write 1.0") is mixed  # the hint only where it helps
 
 
 def test_cel_errors_in_revise_and_budget_expressions_point_at_their_lines(write_spec):
@@ -435,6 +510,15 @@ priorities:
     assert p.code == "unknown-value"
 
 
+def test_a_priority_of_a_value_over_itself(write_spec):
+    """It would settle nothing, yet it would let the critic pass a conflict of that value with itself."""
+    path = write_spec(
+        "fsa_guard: 1\n" + VALUE + "priorities:\n  - {context: x, prefer: careful-money, over: careful-money}\n"
+    )
+    p = only(problems_of(path))
+    assert where(p)[:2] == (str(path), 7) and "prefers 'careful-money' over itself" in p.message
+
+
 def test_duplicate_norm_id(write_spec):
     path = write_spec(
         """
@@ -483,6 +567,16 @@ def test_missing_file_in_extends_is_reported_at_the_extends_line(write_spec):
     assert where(p) == (str(path), 5, "extends[1]")
     assert p.code == "missing-file"
     assert "enterprise-baseline.yaml" in p.message
+
+
+def test_extends_names_files_not_urls_and_reads_a_home_path(write_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_spec("fsa_guard: 1\nid: base\n", name="base.yaml")
+    path = write_spec("fsa_guard: 1\nid: me\nextends: [https://example.com/base.yaml]\n")
+    p = only(problems_of(path))
+    assert where(p) == (str(path), 3, "extends[0]") and "not URLs" in p.message
+    path.write_text(f"fsa_guard: 1\nid: me\nextends: ['~/{(tmp_path / 'base.yaml').relative_to(tmp_path)}']\n")
+    assert load_spec(path).id == "me"
 
 
 def test_missing_file_given_directly(tmp_path):

@@ -167,6 +167,29 @@ def test_cli_audit_verify_show_and_tail(tmp_path: Path, spec) -> None:
     assert bad.exit_code == 2 and "unknown audit URL" in bad.output
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["audit", "verify", "sqlite:///{tmp}/trial.db"], "no audit trail at"),
+        (["audit", "show", "jsonl:///{tmp}/trail.jsonl"], "no audit trail at"),
+        (["audit", "verify", "sqlite:///{tmp}/trail.db?stream=defualt"], "no stream 'defualt'; its streams: default"),
+        (["approvals", "list", "--store", "sqlite:///{tmp}/sate.db"], "no store at"),
+        (["approvals", "approve", "ap_1", "--store", "sqlite:///{tmp}/sate.db"], "no store at"),
+    ],
+)
+def test_cli_commands_on_a_mistyped_trail_or_store_fail_and_create_nothing(tmp_path: Path, spec, args, says) -> None:
+    """Otherwise they would create an empty file there and report that nothing is in it."""
+    _fill(Guard(spec, audit=f"sqlite:///{tmp_path}/trail.db"), 1)
+
+    def created() -> list[str]:  # besides the trail, whose -wal and -shm files come and go
+        return sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("trail.db"))
+
+    before = created()
+    result = CliRunner().invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2 and says in " ".join(result.output.split())
+    assert created() == before
+
+
 def test_an_audit_sink_that_cannot_write_denies_and_releases_the_budget(tmp_path: Path, spec) -> None:
     trail = tmp_path / "trail.jsonl"
     guard = Guard(spec, audit=f"jsonl:///{trail}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from fsa_guard import Action, Guard, SpecError, StoreError, load_spec, open_store, verify_sink
+from fsa_guard import Action, Decision, Guard, SpecError, StoreError, load_spec, open_store, verify_sink
 from fsa_guard.audit.jsonl import JSONLAuditSink
 from fsa_guard.audit.sqlite import SQLiteAuditSink
 from fsa_guard.store.memory import MemoryStore
@@ -72,6 +73,32 @@ def test_payees_paid_before_are_remembered_when_the_call_ran(tmp_path: Path, pay
     if store == "sqlite":  # another process (a new guard on the same file) sees it too
         other = Guard(payees_spec, store=url)
         assert other.decide(again).outcome == "allow"
+
+
+def test_a_decision_read_back_from_json_reports_like_the_original(tmp_path: Path, payees_spec) -> None:
+    """An adapter that checkpoints the decision (to_dict) and reports the copy after the tool ran must commit
+    its budget reservation and remember what it acted on, and the report is recorded under the decision."""
+    path = tmp_path / "paid.yaml"
+    path.write_text(
+        PAYEES + "budgets:\n  - id: daily\n    tools: [send_money]\n    measure: action.args.amount\n"
+        "    limit: 100\n    window: 1d\n"
+    )
+    clock = [T0]
+    sink = JSONLAuditSink(tmp_path / "audit")
+    guard = Guard(load_spec(path), clock=lambda: clock[0], audit=sink, reservation_ttl=60)
+    pay = Action("send_money", {"recipient": "DE89", "amount": 60.0}, request="pay DE89")
+    decision = guard.decide(pay)
+    copy = Decision.from_dict(json.loads(json.dumps(decision.to_dict())))
+    assert decision.reservations and decision.remember and decision.record_id
+    kept = ("reservations", "remember", "record_id")
+    assert [getattr(copy, f) for f in kept] == [getattr(decision, f) for f in kept]
+    guard.report(copy, ok=True)
+    clock[0] = T0 + timedelta(minutes=10)  # past the reservation's ttl: only a committed amount still counts
+    assert guard.store.usage("daily", 86400, clock[0].timestamp()) == 60.0
+    assert guard.decide(pay).outcome == "deny"  # 60 more would exceed 100 a day
+    assert guard.decide(Action("send_money", {"recipient": "DE89", "amount": 1.0})).outcome == "allow"  # remembered
+    reports = [r for r in sink.read("default") if r["kind"] == "report"]
+    assert [r["decision"] for r in reports] == [decision.record_id]
 
 
 def test_distinct_recipients_within_a_window(payees_spec) -> None:

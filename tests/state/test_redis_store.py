@@ -166,6 +166,21 @@ def test_commit_keeps_and_release_frees(store: RedisStore, raw: redis.Redis, red
     assert raw.zcard(f"{redis_prefix}:spend:k") == 1
 
 
+def test_reports_after_the_first_change_nothing(store: RedisStore) -> None:
+    """A second report (an adapter reporting twice, a retry) must not give back what was spent."""
+    now = _now()
+    spent, freed = store.reserve("k", 6, 10, 60, now, 30), store.reserve("k", 1, 10, 60, now, 30)
+    assert spent.id and freed.id
+    store.commit(spent.id)
+    store.release(freed.id)
+    for report in (store.release, store.commit):
+        report(spent.id)
+        report(freed.id)
+        report("no-such-id")
+    assert store.usage("k", 60, now + 1) == 6.0
+    assert store.reserve("k", 6, 10, 60, now + 1, 30).ok is False
+
+
 def test_commit_after_expiry_still_counts(store: RedisStore) -> None:
     now = _now()
     r = store.reserve("k", 6, 10, 60, now, 1)

@@ -19,6 +19,7 @@ from test_redis_store import (  # noqa: F401  (collected here with this module's
     test_pinned_past_now_counts_its_own_window,
     test_remember_and_recall_windows_and_order,
     test_remember_keeps_first_and_last_note_whatever_the_order,
+    test_reports_after_the_first_change_nothing,
     test_reserve_within_and_over_limit,
     test_rolling_window_boundaries,
     test_unicode_entities,

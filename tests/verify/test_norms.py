@@ -846,6 +846,14 @@ def test_history_accepts_calls_and_mappings(make_guard):
         ("max([1, 5, 3]) == 5", True),
         ("math.greatest(1, 5) == 5", True),
         ("has(action.args.to) && !has(action.args.cc)", True),
+        # extensions named like a builtin: the builtin covers text, the extension lists and maps
+        ('["secret", "x"].contains("secret")', True),
+        ('["secret", "x"].contains("public")', False),
+        ('{"a": 1}.contains("a")', True),
+        ('action.args.to.contains("Smith")', True),
+        ('sets.contains(["secret", "x"], ["secret"])', True),
+        ('sets.contains(["x"], ["secret", "x"])', False),
+        ('bool("true") && !bool("False")', True),
     ],
 )
 def test_other_functions(make_guard, when, expected):

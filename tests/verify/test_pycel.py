@@ -19,7 +19,7 @@ from typing import Any
 import cel
 import pytest
 
-from fsa_guard import Action, Guard, load_spec
+from fsa_guard import Action, Call, Guard, load_spec
 from fsa_guard.evaluate import load_scenarios
 from fsa_guard.evaluate.scenarios import spend_before
 from fsa_guard.verify import engine
@@ -506,3 +506,91 @@ def test_a_plan_evaluated_in_python_builds_no_cel_program(make_guard, monkeypatc
     monkeypatch.setattr(engine, "PYTHON_EVAL", False)
     assert g.decide(Action("t", {"n": -1})).outcome == "escalate"
     assert g.spec.plan("t")._batch != [] and g.spec.plan("t").batch is not None
+
+
+# Cases where Python once decided otherwise than the CEL package: (when, action), decided both ways.
+_ONCE_APART = [
+    ('host(type(action.args.n)) == "int"', Action("t", {"n": 1})),  # a type value handed to a function
+    ("!(duration('1h') + now > now)", Action("t", {})),  # duration + timestamp: the package refuses it
+    ("action.args.text == '''a\r\nb'''", Action("t", {"text": "a\r\nb"})),  # a CR LF in a ''' literal
+    ('get(action.args.items, 0, "") == "secret"', Action("t", {"items": ("secret", "x")})),  # a tuple
+    (
+        'seen(history, "t", "to", action.args.to)',
+        Action("t", {"to": ("a@x.org", "b@x.org")}, history=[Call("t", {"to": ["a@x.org", "b@x.org"]})]),
+    ),
+    (  # outputs are outside data: an int beyond 64 bits, through a function and in the raw history
+        'last_output(history, "balance").v - action.args.amount < 0',
+        Action("t", {"amount": 10}, history=[Call("balance", {}, '{"v": 9223372036854775808}')]),
+    ),
+    (
+        'history.exists(c, c.tool == "balance" && c.output.v - action.args.amount < 0)',
+        Action("t", {"amount": 10}, history=[Call("balance", {}, '{"v": 9223372036854775808}')]),
+    ),
+    (  # ... and a lone surrogate
+        'last_output(history, "read").text.contains("SECRET")',
+        Action("t", {}, history=[Call("read", {}, '{"text": "\\ud800 SECRET"}')]),
+    ),
+    (
+        'history.exists(c, c.tool == "read" && c.output.text.contains("SECRET"))',
+        Action("t", {}, history=[Call("read", {}, '{"text": "\\ud800 SECRET"}')]),
+    ),
+    ('action.args.s.matches(("^\\\\w$"))', Action("t", {"s": "½"})),  # a pattern in parentheses
+    ('matches(action.args.s, "^\\\\S+$" // no blanks\n)', Action("t", {"s": "ab\x1fcd"})),  # ... or a comment
+    ('action.args.s.matches("^\\\\w+$")', Action("t", {"s": "a\u0301"})),  # \w beyond ASCII: a mark
+    ('action.args.s.matches("(?i)^i$")', Action("t", {"s": "İ"})),  # case folding beyond ASCII
+]
+
+
+@pytest.mark.parametrize(("when", "action"), _ONCE_APART)
+def test_python_and_the_cel_package_decide_alike(make_guard, monkeypatch, when, action):
+    decided = []
+    for python in (True, False):
+        monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+        d = make_guard(f"norms:\n  - id: n\n    tools: [t]\n    when: {json.dumps(when)}\n    effect: deny\n").decide(
+            action
+        )
+        decided.append([(f.id, f.effect, f.error) for f in d.findings])
+    assert decided[0] == decided[1]
+
+
+def test_a_type_value_revised_into_an_arg_is_its_name(make_guard, monkeypatch):
+    spec = 'norms:\n  - {id: n, tools: [t], when: "true", effect: revise, revise: {kind: "type(action.args.n)"}}\n'
+    for python in (True, False):
+        monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+        d = make_guard(spec).decide(Action("t", {"n": 1}))
+        assert (d.outcome, dict(d.action.args)) == ("revise", {"n": 1, "kind": "int"})
+
+
+def test_a_let_is_not_read_by_a_macro_variable_of_its_name(make_guard, monkeypatch):
+    spec = """
+        let:
+          limit: '100'
+          over: 'action.args.amount > limit'
+        norms:
+          - {id: n, tools: [pay], when: 'action.args.items.exists(limit, over)', effect: deny}
+    """
+    for python in (True, False):
+        monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+        g = make_guard(spec)
+        outcomes = [g.decide(Action("pay", {"amount": a, "items": i})).outcome for a, i in ((50, [1]), (500, [1000]))]
+        assert outcomes == ["allow", "deny"]
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("½", r"^\w$"),  # a fraction is a word character to Python's re, not to the package's engine
+        ("a\u0301", r"^\w+$"),  # ... a combining mark the other way round
+        ("x\u203fy", r"^\w+$"),
+        ("a\x1fb", r"a\sb"),  # Python's \s takes the C0 separators
+        ("İ", "(?i)^i$"),  # case folding beyond ASCII
+        ("ı", "(?i)I"),
+        ("é b", r"\bb\b"),
+        ("plain ascii", r"^\w+\s\w+$"),
+        ("Ärger", "(?i)^ä"),
+    ],
+)
+def test_matches_with_a_literal_pattern_reads_text_as_the_cel_package_does(text, pattern):
+    from fsa_guard.verify.functions import regex_search
+
+    assert regex_search(text, pattern) == cel.evaluate("t.matches(p)", {"t": text, "p": pattern})
