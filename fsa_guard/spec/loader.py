@@ -159,7 +159,8 @@ def _read(path: Path, problems: list[Problem], ref: Source | None) -> tuple[Laye
         problems.append((ref or Source(str(path), None, "")).problem(msg, code="missing-file"))
         return None, [], {}
     except (OSError, UnicodeDecodeError) as exc:
-        problems.append((ref or Source(str(path), None, "")).problem(f"cannot read {path}: {exc}", code="unreadable"))
+        hint = "save it as UTF-8" if isinstance(exc, UnicodeDecodeError) else None
+        problems.append((ref or Source(str(path), None, "")).problem(f"cannot read {path}: {exc}", "unreadable", hint))
         return None, [], {}
     try:
         data, lines = load_with_lines(text)
@@ -202,6 +203,12 @@ _FIELDS: dict[str, Any] = {
 }
 
 
+# What the spec's patterns ask for, in words.
+_PATTERNS = {
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$": "an id is ASCII letters, digits, '-', '_' or '.', starting with a letter "
+    "or digit",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "a name is ASCII letters, digits or '_', not starting with a digit",
+}
 _EXPRESSION_KEYS = frozenset({"when", "measure", "revise", "let", "value"})
 
 
@@ -223,6 +230,8 @@ def _validation_problems(path: Path, exc: ValidationError, lines: dict[Path_, in
         else:
             message = err["msg"].removeprefix("Value error, ")
             given = err.get("input")
+            if kind == "string_pattern_mismatch":
+                message = _PATTERNS.get(err.get("ctx", {}).get("pattern", ""), message)
             if given is not None and not isinstance(given, dict | list) and kind != "value_error":
                 message += f" (got {given!r})"[:200]
             if kind == "string_type" and _EXPRESSION_KEYS.intersection(map(str, loc)):
@@ -261,8 +270,9 @@ def _duplicate_ids(layer: Layer) -> Iterable[Problem]:
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(layer.spec, section)):
             if item.id in seen:
+                first = layer.source(section, seen[item.id], "id")
                 yield layer.source(section, i, "id").problem(
-                    f"duplicate {section[:-1]} id '{item.id}' (first at item {seen[item.id]})", code="duplicate-id"
+                    f"duplicate {section[:-1]} id '{item.id}' (first at line {first.line})", code="duplicate-id"
                 )
             else:
                 seen[item.id] = i

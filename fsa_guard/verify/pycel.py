@@ -551,7 +551,8 @@ def _tokens(src: str) -> list[tuple[str, Any]]:
     while pos < len(src):
         m = _LEX.match(src, pos)
         if m is None:
-            raise _Unsupported("a uint literal (1u)" if src[pos].isdigit() else "its syntax")
+            uint = re.match(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)[uU]", src[pos:]) is not None
+            raise _Unsupported("a uint literal (1u)" if uint else f"its syntax at {src[pos : pos + 12]!r}")
         kind = "str" if m.group("str") else m.lastgroup or ""
         pos = m.end()
         if kind == "ws":

@@ -534,7 +534,18 @@ def test_duplicate_norm_id(write_spec):
     )
     p = only(problems_of(path))
     assert where(p) == (str(path), 6, "norms[1].id")
-    assert p.code == "duplicate-id"
+    assert p.code == "duplicate-id" and "(first at line 3)" in p.message
+
+
+def test_an_id_or_let_name_says_what_it_may_hold(write_spec, tmp_path):
+    p = only(problems_of(write_spec("fsa_guard: 1\nid: alicé\n")))
+    assert p.key == "id" and "an id is ASCII letters, digits" in p.message and "alicé" in p.message
+    p = only(problems_of(write_spec("fsa_guard: 1\nlet:\n  2big: 'true'\n")))
+    assert "a name is ASCII letters, digits or '_'" in p.message
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("fsa_guard: 1\nid: caf\xe9\n".encode("latin-1"))
+    p = only(problems_of(latin))
+    assert p.hint == "save it as UTF-8"
 
 
 @pytest.mark.parametrize("section", ["values", "budgets"])
