@@ -671,6 +671,8 @@ class Guard:
         bad = not_json_like(merged)
         if bad:
             return f"its revised args are not tool-call data: {bad}"
+        if _same_args(merged, action.args):  # what it found at risk would run unchanged
+            return "its revision changes nothing in the call"
         validator = self._validators.get(action.tool)
         problem = validator.check(merged) if validator is not None else None
         return f"its revised args do not fit {action.tool}'s schema: {problem}" if problem else None

@@ -149,7 +149,7 @@ def _user_message(request: CritiqueRequest, tag: str) -> str:
         lines.append("\n# Why you are asked")
         lines.append("The spec asks for judgment on this call: " + ", ".join(request.asked_by))
     lines.append("\n# The proposed call")
-    lines.append(f"Tool: {request.action.tool}")
+    lines.append(f"Tool: {json.dumps(request.action.tool)}")  # the agent names it: quoted, it stays one line
     lines.append(f"Its arguments, the latest calls of this run and their outputs are in the data block.\n<{tag}>")
     lines.append(_data_block(request))
     lines.append(f"</{tag}>")

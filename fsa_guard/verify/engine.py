@@ -98,8 +98,8 @@ def verify(
     They still report, but deny only when another reason denies too.
     """
     tool, args = action.tool, action.args
-    if not isinstance(tool, str) or not tool:
-        return _malformed(f"the action's tool must be a non-empty string, got {tool!r}")
+    if not isinstance(tool, str) or not tool or not tool.isprintable():
+        return _malformed(f"the action's tool must be a non-empty name without line breaks or controls, got {tool!r}")
     if not isinstance(args, Mapping):
         return _malformed(f"the args of {tool} must be a mapping with string keys, got {type(args).__name__}")
     bad = not_json_like(args)
