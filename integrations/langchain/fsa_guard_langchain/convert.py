@@ -10,6 +10,7 @@ payees paid before", ``seen(history, ...)``, would let the model through on its 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,30 +71,39 @@ def request_from_messages(messages: Sequence[BaseMessage]) -> str:
 def history_from_messages(messages: Sequence[BaseMessage], exclude: str | None = None) -> list[Call]:
     """The run's earlier tool calls with their results, oldest first.
 
-    Left out: calls without a result yet (the current call, its siblings in the same model turn), calls
-    the guard did not let run, and the call whose id is ``exclude``.
+    Each result answers the oldest unanswered call with its id, in message order: providers may reuse ids
+    across turns (``call_0`` every turn) and even within one. Left out: calls without a result yet (the
+    current call, its siblings in the same model turn), calls the guard did not let run, and the latest call
+    whose id is ``exclude`` (the call being decided).
     """
-    results: dict[str, ToolMessage] = {}
+    calls: list[Mapping[str, Any]] = []
+    waiting: dict[str, deque[int]] = {}
+    results: dict[int, ToolMessage] = {}
     for message in messages:
-        if isinstance(message, ToolMessage):
-            results[message.tool_call_id] = message
+        if isinstance(message, AIMessage):
+            for proposed in message.tool_calls:
+                if proposed.get("id") is not None:
+                    waiting.setdefault(str(proposed["id"]), deque()).append(len(calls))
+                    calls.append(proposed)
+        elif isinstance(message, ToolMessage):
+            queue = waiting.get(message.tool_call_id)
+            if queue:
+                results[queue.popleft()] = message
+    if exclude is not None:
+        results.pop(max((i for i, c in enumerate(calls) if c.get("id") == exclude), default=-1), None)
     history: list[Call] = []
-    for message in messages:
-        if not isinstance(message, AIMessage):
+    for i, call in enumerate(calls):
+        result = results.get(i)
+        if result is None:
             continue
-        for call in message.tool_calls:
-            call_id = call.get("id")
-            if call_id is None or call_id == exclude or call_id not in results:
+        tool, args = call["name"], dict(call.get("args") or {})
+        noted = result.response_metadata.get(METADATA_KEY)
+        if isinstance(noted, Mapping):
+            if noted.get("ran") is False:
                 continue
-            result = results[call_id]
-            tool, args = call["name"], dict(call.get("args") or {})
-            noted = result.response_metadata.get(METADATA_KEY)
-            if isinstance(noted, Mapping):
-                if noted.get("ran") is False:
-                    continue
-                if isinstance(noted.get("tool"), str) and isinstance(noted.get("args"), Mapping):
-                    tool, args = noted["tool"], dict(noted["args"])
-            history.append(Call(tool, args, text_of(result)))
+            if isinstance(noted.get("tool"), str) and isinstance(noted.get("args"), Mapping):
+                tool, args = noted["tool"], dict(noted["args"])
+        history.append(Call(tool, args, text_of(result)))
     return history
 
 

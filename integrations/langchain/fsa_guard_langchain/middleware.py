@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
@@ -195,10 +196,20 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         return revised.override(tool=tool)
 
     def _finish(self, decision: Decision, result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
-        """Report how the call went, and tell the model about a revision."""
-        if not isinstance(result, ToolMessage):  # a tool that updates the graph state itself
-            self.guard.report(decision, ok=True)
-            return result
+        """Report how the call went, and tell the model about a revision: in the tool's message, also where
+        the tool answers with a Command that carries it."""
+        if isinstance(result, ToolMessage):
+            return self._told(decision, result)
+        update = getattr(result, "update", None)  # a tool that updates the graph state itself
+        messages = update.get("messages") if isinstance(update, Mapping) else None
+        for i, message in enumerate(messages if isinstance(messages, list) else ()):
+            if isinstance(message, ToolMessage) and message.tool_call_id == decision.proposed.id:
+                told = [*messages[:i], self._told(decision, message), *messages[i + 1 :]]  # type: ignore[index]
+                return replace(result, update={**update, "messages": told})  # type: ignore[dict-item]
+        self.guard.report(decision, ok=True)
+        return result
+
+    def _told(self, decision: Decision, result: ToolMessage) -> ToolMessage:
         failed = result.status == "error"
         self.guard.report(decision, ok=not failed, error=text_of(result) if failed else None)
         metadata = {**result.response_metadata, METADATA_KEY: _note(decision, ran=True)}

@@ -14,13 +14,14 @@ earlier calls as history, exactly as ``@guard.tool`` functions do.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig, patch_config
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import BaseTool, InjectedToolCallId, ToolException
 from langchain_core.tools import tool as make_tool
+from langchain_core.tools.base import get_all_basemodel_annotations
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import override
 
@@ -87,7 +88,7 @@ class GuardedTool(BaseTool):
         run_manager: CallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> Any:
-        action, session = self._action(args, kwargs)
+        action, session, injected = self._action(args, kwargs)
         decision = self.guard.decide(action)
         refused = self._refused(decision)
         if refused is not None:
@@ -95,7 +96,7 @@ class GuardedTool(BaseTool):
         target = self._target(decision)
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
         try:
-            result = target.invoke(_tool_call(decision), config=child)
+            result = target.invoke(self._tool_call(decision, injected), config=child)
         except BaseException as exc:
             self._report(decision, session, False, f"error: {type(exc).__name__}: {exc}")
             raise
@@ -109,7 +110,7 @@ class GuardedTool(BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> Any:
-        action, session = self._action(args, kwargs)
+        action, session, injected = self._action(args, kwargs)
         decision = await self.guard.adecide(action)
         refused = self._refused(decision)
         if refused is not None:
@@ -117,18 +118,32 @@ class GuardedTool(BaseTool):
         target = self._target(decision)
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
         try:
-            result = await target.ainvoke(_tool_call(decision), config=child)
+            result = await target.ainvoke(self._tool_call(decision, injected), config=child)
         except BaseException as exc:
             self._report(decision, session, False, f"error: {type(exc).__name__}: {exc}")
             raise
         return self._finish(decision, session, result)
 
-    def _action(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Action, Any]:
-        call_args = {"__arg1": args[0]} if args and not kwargs else {k: _plain(v) for k, v in kwargs.items()}
+    def _action(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Action, Any, dict[str, Any]]:
+        """The call as the model made it, and the args LangChain injected (a tool call id, the runtime, the
+        state), which are no part of it: they are passed on to the tool as they came."""
+        visible = _model_args(self.inner)
+        injected = {k: v for k, v in kwargs.items() if visible is not None and k not in visible}
+        shown = {k: _plain(v) for k, v in kwargs.items() if k not in injected}
+        call_args = {"__arg1": args[0]} if args and not kwargs else shown
         session = _current_session(self.guard)
         if session is None:
-            return Action(self.name, call_args), None
-        return Action(self.name, call_args, session.request, tuple(session.history), session.context), session
+            return Action(self.name, call_args), None, injected
+        action = Action(self.name, call_args, session.request, tuple(session.history), session.context)
+        return action, session, injected
+
+    def _tool_call(self, decision: Decision, injected: Mapping[str, Any]) -> dict[str, Any]:
+        """The decided call as a LangChain ToolCall, so the tool answers with a ToolMessage; under the id of
+        the model's call when the tool reads it (a tool that returns a Command answers that id)."""
+        own = decision.action.tool == self.name  # injected args are the inner tool's, not a sibling's
+        args = {**decision.action.args, **(injected if own else {})}
+        call_id = _call_id(self.inner, injected) if own else None
+        return {"type": "tool_call", "name": decision.action.tool, "args": args, "id": call_id or "fsa_guard"}
 
     def _refused(self, decision: Decision) -> str | None:
         """The output for a call that does not run, or None when it runs."""
@@ -178,9 +193,27 @@ def _pass_on_handled(error: ToolException) -> str:
     raise error
 
 
-def _tool_call(decision: Decision) -> dict[str, Any]:
-    """The decided call as a LangChain ToolCall, so the inner tool answers with a ToolMessage."""
-    return {"type": "tool_call", "name": decision.action.tool, "args": dict(decision.action.args), "id": "fsa_guard"}
+def _model_args(tool: BaseTool) -> set[str] | None:
+    """The args the model sends (the tool's schema without LangChain's injected args); None when unknown."""
+    schema = tool.tool_call_schema
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return set(schema.model_fields)
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    return set(properties) if isinstance(properties, Mapping) else None
+
+
+def _call_id(tool: BaseTool, injected: Mapping[str, Any]) -> str | None:
+    """The model's call id, where LangChain handed it to the tool: a ToolRuntime, or an InjectedToolCallId arg."""
+    for value in injected.values():
+        if isinstance(getattr(value, "tool_call_id", None), str):
+            return str(value.tool_call_id)
+    schema = tool.args_schema
+    hints = get_all_basemodel_annotations(schema) if isinstance(schema, type) and issubclass(schema, BaseModel) else {}
+    for name, value in injected.items():
+        marks = get_args(hints.get(name))[1:]
+        if isinstance(value, str) and any(m is InjectedToolCallId or isinstance(m, InjectedToolCallId) for m in marks):
+            return value
+    return None
 
 
 def _plain(value: Any) -> Any:

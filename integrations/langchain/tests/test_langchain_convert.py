@@ -46,6 +46,24 @@ def test_history_pairs_calls_with_their_results_in_order():
     assert history[0].parsed_output() == {"iban": "DE44"}
 
 
+def test_history_pairs_reused_ids_in_order():
+    """Providers that number calls per turn reuse ids: each result answers the oldest unanswered call with its
+    id, so an earlier call is not lost behind a later one (a data-flow norm would not see what it read)."""
+    messages = [
+        turn(("call_0", "read_notes", {"name": "door"})),
+        ToolMessage("the door code is 4711", tool_call_id="call_0"),
+        turn(("call_0", "tip", {"amount": 1}), ("call_0", "tip", {"amount": 2})),  # the same id twice in a turn
+        ToolMessage("tipped 1", tool_call_id="call_0"),
+        ToolMessage("tipped 2", tool_call_id="call_0"),
+        turn(("call_0", "send_email", {"body": "4711"})),  # being decided
+    ]
+    assert history_from_messages(messages, exclude="call_0") == [
+        Call("read_notes", {"name": "door"}, "the door code is 4711"),
+        Call("tip", {"amount": 1}, "tipped 1"),
+        Call("tip", {"amount": 2}, "tipped 2"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
-from fsa_guard_langchain import METADATA_KEY, FSAGuardMiddleware
+from fsa_guard_langchain import METADATA_KEY, FSAGuardMiddleware, history_from_messages
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import InjectedToolCallId, tool
+from langgraph.types import Command
 from lc_fakes import API, THREAD, ask, calls, says, sent, tool_messages
 
 from fsa_guard import Action, Decision, Finding
@@ -76,6 +79,25 @@ async def test_a_revised_call_runs_revised_and_the_record_keeps_both(make_guard,
     assert record["outcome"] == "revise"
     assert record["proposed"] == {"tool": "tip", "args": {"amount": 50.0}}
     assert record["action"] == {"tool": "tip", "args": {"amount": 20.0}}
+    assert [r["ok"] for r in guard.audit.reports()] == [True]
+
+
+async def test_a_tool_that_answers_with_a_command_is_told_of_its_revision(make_guard, make_agent, run, httpx2_mock):
+    """A tool may answer with a Command that carries its ToolMessage: the model still reads what the guard
+    changed, and the history records the call as it ran."""
+    ran: list[float] = []
+
+    @tool
+    def tip(amount: float, tool_call_id: Annotated[str, InjectedToolCallId]) -> Command:
+        """Tip the courier."""
+        ran.append(amount)
+        return Command(update={"messages": [ToolMessage(f"tipped {amount:g}", tool_call_id=tool_call_id)]})
+
+    guard = make_guard()
+    model = httpx2_mock.post(API).mock(side_effect=[calls(("call_1", "tip", {"amount": 50.0})), says("Tipped.")])
+    result = await run(make_agent(guard, [tip]), ask("tip the courier 50"))
+    assert ran == [20.0] and "amount from 50.0 to 20.0" in tool_messages(sent(model))["call_1"]
+    assert history_from_messages(result["messages"])[0].args == {"amount": 20.0}
     assert [r["ok"] for r in guard.audit.reports()] == [True]
 
 

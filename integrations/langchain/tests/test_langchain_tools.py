@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fsa_guard_langchain import GuardedTool, guard_tools
 from langchain.agents import create_agent
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool, InjectedToolCallId, ToolException, tool
 from langchain_openai import ChatOpenAI
+from langgraph.types import Command
 from lc_fakes import API, ask, calls, says, sent, tool_messages
 from pydantic import BaseModel, Field
 
@@ -148,3 +150,23 @@ def test_guarded_tools_work_in_an_agent_without_the_middleware(make_guard, httpx
 
     assert transfer.sent == []
     assert tool_messages(sent(model))["call_1"].startswith("Refused by the guard")
+
+
+def test_args_langchain_injects_reach_the_tool_and_are_no_part_of_the_call(make_guard):
+    """A tool that reads its call id (to answer with a Command) or its runtime gets them as LangChain gives
+    them; the guard judges only what the model sent, and the tool answers under the model's call id."""
+    seen: list[str] = []
+
+    @tool
+    def send_money(recipient: str, amount: float, tool_call_id: Annotated[str, InjectedToolCallId]) -> Command:
+        """Send money and say so in the state."""
+        seen.append(tool_call_id)
+        return Command(update={"messages": [ToolMessage(f"sent {amount:g}", tool_call_id=tool_call_id)]})
+
+    guard = make_guard()
+    (guarded,) = guard_tools([send_money], guard)
+    call = {"type": "tool_call", "name": "send_money", "args": {"recipient": "bob", "amount": 5.0}, "id": "call_7"}
+    result = guarded.invoke(call)
+    assert seen == ["call_7"] and result.update["messages"][0].tool_call_id == "call_7"
+    (decision,) = [r for r in guard.audit.records if r["kind"] == "decision"]
+    assert decision["action"]["args"] == {"recipient": "bob", "amount": 5.0}

@@ -17,6 +17,7 @@ Messages and items may be plain dicts or the SDK's pydantic objects.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -124,7 +125,7 @@ def chat_history(messages: Sequence[Any]) -> list[Call]:
 
     Left out: calls without a result yet (the calls being decided), and calls that did not run.
     """
-    proposed: dict[str, tuple[str, str]] = {}
+    proposed: dict[str, deque[tuple[str, str]]] = {}  # per id, oldest first: providers may reuse ids
     history: list[Call] = []
     for message in messages:
         role = field(message, "role")
@@ -133,11 +134,11 @@ def chat_history(messages: Sequence[Any]) -> list[Call]:
                 function = field(tool_call, "function")
                 if function is not None:
                     name, arguments = field(function, "name", ""), field(function, "arguments", "")
-                    proposed[str(field(tool_call, "id"))] = (str(name), str(arguments or ""))
+                    proposed.setdefault(str(field(tool_call, "id")), deque()).append((str(name), str(arguments or "")))
         elif role == "tool":
-            call_id = str(field(message, "tool_call_id"))
-            if call_id in proposed:
-                call = _ran(*proposed.pop(call_id), text_of(field(message, "content")))
+            waiting = proposed.get(str(field(message, "tool_call_id")))
+            if waiting:
+                call = _ran(*waiting.popleft(), text_of(field(message, "content")))
                 if call is not None:
                     history.append(call)
     return history
@@ -163,18 +164,19 @@ def responses_history(input: str | Sequence[Any]) -> list[Call]:
     """
     if isinstance(input, str):
         return []
-    proposed: dict[str, tuple[str, str]] = {}
+    proposed: dict[str, deque[tuple[str, str]]] = {}  # per id, oldest first: providers may reuse ids
     history: list[Call] = []
     for item in input:
         kind = field(item, "type")
         if kind == "function_call":
-            proposed[str(field(item, "call_id"))] = (str(field(item, "name", "")), str(field(item, "arguments") or ""))
+            call = (str(field(item, "name", "")), str(field(item, "arguments") or ""))
+            proposed.setdefault(str(field(item, "call_id")), deque()).append(call)
         elif kind == "function_call_output":
-            call_id = str(field(item, "call_id"))
-            if call_id in proposed:
-                call = _ran(*proposed.pop(call_id), text_of(field(item, "output")))
-                if call is not None:
-                    history.append(call)
+            waiting = proposed.get(str(field(item, "call_id")))
+            if waiting:
+                ran = _ran(*waiting.popleft(), text_of(field(item, "output")))
+                if ran is not None:
+                    history.append(ran)
     return history
 
 

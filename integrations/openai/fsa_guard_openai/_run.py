@@ -168,7 +168,12 @@ def settle(
     calls of this turn that ran before it."""
     seen = list(history)
     results: list[CallResult] = []
+    ids: set[str] = set()
     for call in calls:
+        if call.call_id in ids:  # an answer, a result or a resume could not tell the two apart
+            results.append(_refused(call, f"another call of this turn has the id {call.call_id!r}."))
+            continue
+        ids.add(call.call_id)
         if call.name not in toolbox:
             known = ", ".join(toolbox) or "none"
             results.append(_refused(call, f"there is no tool named {call.name!r} (the tools are: {known})."))

@@ -76,6 +76,21 @@ def test_a_call_to_a_tool_that_is_not_there_is_refused_by_name(httpx2_mock, guar
     assert guard.audit.records == []  # type: ignore[union-attr]
 
 
+def test_two_calls_of_one_turn_with_one_id_are_not_both_answered_by_one_answer(httpx2_mock, guard, ledger):
+    """An answer, a result and a resume name a call by its id: a second call under the same id is refused, so
+    a person's yes to one waiting call cannot run another."""
+    calls = [("call_0", "send_money", {"recipient": "landlord", "amount": 600.0})]
+    calls.append(("call_0", "send_money", {"recipient": "bob", "amount": 700.0}))
+    httpx2_mock.post(CHAT_URL).mock(side_effect=FakeModel("chat", [calls, "done"]))
+    asked = [{"role": "user", "content": "pay the landlord 600 and bob 700"}]
+    state = run_tool_loop(sync_client(), "m", asked, ledger.tools(), guard)
+    assert [p.arguments for p in state.pending] == ['{"recipient": "landlord", "amount": 600.0}']
+    refused = [r for r in state.results if r.status == "refused"]
+    assert len(refused) == 1 and "another call of this turn has the id 'call_0'" in refused[0].content
+    state.resume({"call_0": "approve"}, by="alice")
+    assert ledger.ran == [("send_money", {"recipient": "landlord", "amount": 600.0, "memo": ""})]
+
+
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_guard_tool_calls_settles_one_completion_and_answer_tool_calls_the_waiting_ones(
     httpx2_mock, guard, ledger, use_async

@@ -9,6 +9,7 @@ import pytest
 from fsa_guard_openai import (
     CHANGED,
     aguard_function_calls,
+    chat_history,
     guard_function_calls,
     response_tools,
     responses_history,
@@ -123,6 +124,29 @@ def test_request_and_history_from_input_items():
         ("tip", {"amount": 20.0}, '{"tipped": 20}'),  # as it ran; the refused call is not there
     ]
     assert history[1].parsed_output() == {"tipped": 20}
+
+
+def test_history_pairs_reused_call_ids_in_order():
+    """Each output answers the oldest unanswered call with its id: reused ids must not hide an earlier call."""
+    items = [
+        {"type": "function_call", "call_id": "call_0", "name": "read_notes", "arguments": '{"name": "a"}'},
+        {"type": "function_call", "call_id": "call_0", "name": "tip", "arguments": '{"amount": 1}'},
+        {"type": "function_call_output", "call_id": "call_0", "output": "note a"},
+        {"type": "function_call_output", "call_id": "call_0", "output": "tipped"},
+        {"type": "function_call", "call_id": "call_0", "name": "send_email", "arguments": "{}"},  # no output yet
+    ]
+    assert [(c.tool, c.output) for c in responses_history(items)] == [("read_notes", "note a"), ("tip", "tipped")]
+    messages = [
+        {"role": "assistant", "tool_calls": [_chat_call("call_0", "read_notes"), _chat_call("call_0", "tip")]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "note a"},
+        {"role": "tool", "tool_call_id": "call_0", "content": "tipped"},
+        {"role": "assistant", "tool_calls": [_chat_call("call_0", "send_email")]},
+    ]
+    assert [(c.tool, c.output) for c in chat_history(messages)] == [("read_notes", "note a"), ("tip", "tipped")]
+
+
+def _chat_call(call_id: str, name: str) -> dict[str, object]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
 
 
 def test_response_tools_from_a_mapping():
