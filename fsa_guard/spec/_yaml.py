@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -45,9 +46,22 @@ def _marked(exc: yaml.MarkedYAMLError, text: str, what: str) -> YAMLProblem:
     return YAMLProblem(f"{what}: {problem}", line, hint=fix)
 
 
-def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse ``text``; return the data and a map from key path (e.g. ``("norms", 0, "when")``) to line."""
-    loader = _Loader(text)
+# JSON writes a character beyond the BMP as two escaped surrogates ("\ud83d\ude00"), which YAML refuses.
+_SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def _joined_pairs(text: str) -> str:
+    """``text`` with each escaped surrogate pair written as the character it encodes (in a JSON file every
+    escape is inside a string, so this changes no other text)."""
+    if "\\u" not in text:
+        return text
+    return _SURROGATE_PAIR.sub(lambda m: chr(0x10000 + ((int(m[1], 16) - 0xD800) << 10) + int(m[2], 16) - 0xDC00), text)
+
+
+def load_with_lines(text: str, json: bool = False) -> tuple[Any, dict[Path_, int]]:
+    """Parse ``text`` (``json``: a JSON file); return the data and a map from key path (e.g.
+    ``("norms", 0, "when")``) to line."""
+    loader = _Loader(_joined_pairs(text) if json else text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:

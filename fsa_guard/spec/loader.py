@@ -163,7 +163,7 @@ def _read(path: Path, problems: list[Problem], ref: Source | None) -> tuple[Laye
         problems.append((ref or Source(str(path), None, "")).problem(f"cannot read {path}: {exc}", "unreadable", hint))
         return None, [], {}
     try:
-        data, lines = load_with_lines(text)
+        data, lines = load_with_lines(text, json=path.suffix.lower() == ".json")
     except YAMLProblem as exc:
         last = text.count("\n") + (0 if text.endswith("\n") else 1)
         line = min(exc.line, max(last, 1)) if exc.line else None
@@ -379,6 +379,8 @@ def _merge_values(layer: Layer, out: ResolvedSpec, problems: list[Problem]) -> N
         if earlier is not None and earlier.file == here.file:
             continue  # a duplicate id within one file: reported as duplicate-id, not as layering
         if earlier is not None:
+            if next(v for v in out.values if v.id == card.id) == card:
+                continue  # repeated as it was: nothing replaced (as for a repeated norm or let)
             problems.append(
                 here.problem(
                     f"value '{card.id}' is already defined in {earlier.file}:{earlier.line}; a later layer cannot "

@@ -239,6 +239,9 @@ def test_replacing_a_value_card_is_rejected(write_spec, base):
         "values:\n  - id: careful-money\n    title: Spend freely\n    attends_to: [MOMENTS of joy in buying things]\n",
     )
     rejected(alice, base, "careful-money")
+    # repeated as it was, a card replaces nothing (as a repeated norm or let does not)
+    alice.write_text(alice.read_text().split("values:")[0] + BASE[BASE.index("values:") : BASE.index("norms:")])
+    assert [v.id for v in load_spec(alice).resolved.values] == ["careful-money"]
 
 
 def test_a_rejected_layer_cannot_be_used(write_spec, base):

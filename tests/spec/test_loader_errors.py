@@ -590,6 +590,18 @@ def test_extends_names_files_not_urls_and_reads_a_home_path(write_spec, tmp_path
     assert load_spec(path).id == "me"
 
 
+def test_a_json_spec_as_json_dumps_writes_it_loads(tmp_path):
+    """json.dumps escapes a character beyond the BMP as a surrogate pair, which YAML alone refuses."""
+    import json
+
+    norm = {"id": "n", "description": "Smile \U0001f600", "tools": ["t"], "effect": "deny"}
+    spec = {"fsa_guard": 1, "id": "e", "norms": [norm]}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert "\\ud83d\\ude00" in path.read_text()
+    assert load_spec(path).norms[0].norm.description == "Smile \U0001f600"
+
+
 def test_missing_file_given_directly(tmp_path):
     p = only(problems_of(tmp_path / "nope.yaml"))
     assert p.code == "missing-file"

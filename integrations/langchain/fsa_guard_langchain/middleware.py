@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,7 +48,7 @@ __all__ = ["APPROVAL_TYPE", "FSAGuardMiddleware", "approval_payload", "values_st
 #: The ``type`` of the interrupt payload the middleware raises for an escalated call.
 APPROVAL_TYPE = "fsa_guard.approval"
 
-_Key = tuple[str, str]  # (thread id, tool call id)
+_Key = tuple[str, str, str]  # (thread id, tool call id, the model turn that made the call)
 _SyncHandler = Callable[[ToolCallRequest], ToolMessage | Command[Any]]
 _AsyncHandler = Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]]
 
@@ -103,7 +103,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             self._keep_pending(key, decision)
         if self._interrupts(decision):
             value = interrupt(approval_payload(decision, key[1]))
-            self._forget(key)
+            self._keep_answered(key, decision)
             approval_id = self._queued(value, decision)
             if approval_id is not None:  # the person answered through the queue (CLI, an app's own UI)
                 decision = self._seen(self.guard.resume(approval_id))
@@ -131,7 +131,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             self._keep_pending(key, decision)
         if self._interrupts(decision):
             value = interrupt(approval_payload(decision, key[1]))
-            self._forget(key)
+            self._keep_answered(key, decision)
             approval_id = self._queued(value, decision)
             if approval_id is not None:
                 decision = self._seen(await self.guard.aresume(approval_id))
@@ -233,7 +233,8 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     def _key(request: ToolCallRequest) -> _Key:
         config = getattr(request.runtime, "config", None) or {}
         configurable = config.get("configurable") or {} if isinstance(config, Mapping) else {}
-        return str(configurable.get("thread_id", "")), str(request.tool_call.get("id") or "")
+        call_id = str(request.tool_call.get("id") or "")
+        return str(configurable.get("thread_id", "")), call_id, _turn(messages_of(request.state), call_id)
 
     def _take_pending(self, key: _Key, action: Action) -> Decision | None:
         """The escalated decision of this call, kept from before the interrupt (the node runs again)."""
@@ -246,17 +247,26 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         return decision
 
     def _keep_pending(self, key: _Key, decision: Decision) -> None:
-        if not self._interrupts(decision) or not key[1]:
-            return
+        if self._interrupts(decision) and key[1]:
+            self._keep(key, decision)
+
+    def _keep(self, key: _Key, decision: Decision) -> None:
         with self._lock:
             self._pending[key] = decision
             self._pending.move_to_end(key)
             while len(self._pending) > self.max_pending:
                 self._pending.popitem(last=False)
 
-    def _forget(self, key: _Key) -> None:
-        with self._lock:
-            self._pending.pop(key, None)
+    def _keep_answered(self, key: _Key, decision: Decision) -> None:
+        """Once answered, the escalation stays, slimmed to the call: a replay of the interrupted checkpoint (or
+        a second worker resuming it) applies its resume value to this escalation again, which the guard refuses
+        (an answer is used once), instead of to a new escalation that would run the call a second time."""
+        if key[1]:
+            call, proposed = decision.action, decision.proposed
+            self._keep(
+                key,
+                replace(decision, action=Action(call.tool, call.args), proposed=Action(proposed.tool, proposed.args)),
+            )
 
     def _with_values(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
         statement = values_statement(self.guard)
@@ -268,6 +278,16 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             f"{content}\n\n{statement}" if isinstance(content, str) else [*content, {"type": "text", "text": statement}]
         )
         return request.override(system_message=SystemMessage(content=merged))
+
+
+def _turn(messages: Sequence[Any], call_id: str) -> str:
+    """The model turn that made the call ``call_id`` (its message id, or its place): a replay of the same
+    turn finds it again, a later turn that reuses the id does not."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if isinstance(message, AIMessage) and any(c.get("id") == call_id for c in message.tool_calls):
+            return str(message.id or f"#{i}")
+    return ""
 
 
 def values_statement(guard: Guard) -> str:

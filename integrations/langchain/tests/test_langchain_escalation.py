@@ -11,6 +11,7 @@ from lc_fakes import (
     API,
     CRITIC_API,
     CRITIC_BASE_URL,
+    SPEC,
     THREAD,
     ask,
     calls,
@@ -53,6 +54,36 @@ async def test_an_escalation_interrupts_and_approve_runs_the_call(make_guard, ma
     final = [r for r in guard.audit.records if r["kind"] == "decision"][-1]
     assert final["answer"]["by"] == "alice" and final["answer"]["note"] == "rent is due"
     assert [r["ok"] for r in guard.audit.reports()] == [True]
+
+
+async def test_replaying_an_answered_interrupt_does_not_run_the_call_again(
+    make_guard, make_agent, ledger, run, httpx2_mock
+):
+    """A replay of the interrupted checkpoint (or a second worker resuming it) brings back the same resume
+    value: it meets the escalation it answered, which the guard lets be answered once."""
+    guard = make_guard()
+    httpx2_mock.post(API).mock(side_effect=[calls(BIG), says("Paid."), says("Paid.")])
+    agent = make_agent(guard)
+    await run(agent, ask("pay the rent, 900, to LANDLORD-DE44"))
+    interrupted = agent.get_state(THREAD).config
+    await run(agent, Command(resume="approve"))
+    await run(agent, Command(resume="approve"), interrupted)
+    assert ledger.ran("send_money") == [{"recipient": "LANDLORD-DE44", "amount": 900.0}]
+    assert guard.audit.outcomes() == ["escalate", "allow", "deny"]
+    assert [r["ok"] for r in guard.audit.reports()] == [True]
+
+
+async def test_a_later_turn_that_reuses_the_call_id_is_asked_about_anew(
+    make_guard, make_agent, ledger, run, httpx2_mock
+):
+    guard = make_guard(SPEC.replace("limit: 1000", "limit: 5000"))  # two rents fit in a day
+    httpx2_mock.post(API).mock(side_effect=[calls(BIG), says("Paid."), calls(BIG), says("Paid again.")])
+    agent = make_agent(guard)
+    await run(agent, ask("pay the rent, 900, to LANDLORD-DE44"))
+    await run(agent, Command(resume="approve"))
+    assert "__interrupt__" in await run(agent, ask("and next month's rent, 900, to LANDLORD-DE44"))
+    await run(agent, Command(resume="approve"))
+    assert len(ledger.ran("send_money")) == 2 and guard.audit.outcomes() == ["escalate", "allow"] * 2
 
 
 async def test_deny_refuses_the_call_and_the_model_is_told(make_guard, make_agent, ledger, run, httpx2_mock):
