@@ -104,9 +104,8 @@ def _revise_typos(compiled: CompiledSpec) -> list[Problem]:
             near = did_you_mean(arg, read) if read and arg not in read else None
             if near:
                 key = f"{n.source.key}.revise.{arg}"
-                src = replace(n.source, line=compiled.resolved.key_lines.get((n.source.file, key), n.source.line))
                 message = f"norm '{n.id}' revises '{arg}', an arg its condition does not read"
-                out.append(_warn(src, key, message, "revise-unread", near))
+                out.append(_warn(_at(compiled.resolved, n.source, key), key, message, "revise-unread", near))
     return out
 
 
@@ -121,6 +120,11 @@ def _args_read(c: Compiled, lets: dict[str, Compiled], seen: frozenset[str] = fr
             return None
         read |= more
     return read
+
+
+def _at(spec: ResolvedSpec, src: Source, key: str) -> Source:
+    """``src`` at the line of ``key`` inside it, where the file has one."""
+    return replace(src, line=spec.key_lines.get((src.file, key), src.line))
 
 
 def _warn(src: Source, key: str, message: str, code: str, hint: str | None = None) -> Problem:
@@ -248,18 +252,18 @@ def _tool_globs(spec: ResolvedSpec) -> list[Problem]:
             src = spec.sources[(kind, item.id)]
             for i, glob in enumerate(item.tools):
                 key = f"{src.key}.tools[{i}]"
-                src = replace(src, line=spec.key_lines.get((src.file, key), src.line))
+                at = _at(spec, src, key)
                 if _REGEX_SIGNS.search(glob):
                     hint = "* is any run of characters, ? one character, [abc] one of them: 'purchase_*'"
                     message = f"tool glob '{glob}' looks like a regular expression; in a glob only *, ? and [...] match"
-                    out.append(_warn(src, key, message, "glob-regex", hint))
+                    out.append(_warn(at, key, message, "glob-regex", hint))
                 if spec.unknown_tool != "allow" and glob in known and all(fnmatchcase(t, glob) for t in _ANY_TOOL):
                     message = (
                         f"tool glob '{glob}' names every tool, so no tool is unknown and "
                         f"unknown_tool: {spec.unknown_tool} never applies"
                     )
                     hint = "name the tools (or their families, 'crm_*'), so a tool nobody listed stays unknown"
-                    out.append(_warn(src, key, message, "glob-knows-every-tool", hint))
+                    out.append(_warn(at, key, message, "glob-knows-every-tool", hint))
     return out
 
 

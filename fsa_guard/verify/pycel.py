@@ -1076,7 +1076,7 @@ def _caller(
             if type(v) is CelType:
                 raise Defer  # the package hands a function the type's name
         if extension:
-            if any(isinstance(v, Mapping) or type(v) is tuple for v in values):
+            if any(isinstance(v, Mapping) for v in values):
                 raise Defer
             fn = function
         else:
