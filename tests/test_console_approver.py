@@ -87,6 +87,14 @@ def test_invalid_json_then_valid() -> None:
     assert "Not valid JSON" in text and "must be a JSON object" in text
 
 
+def test_edited_args_with_a_key_twice_or_nested_too_deep_are_asked_again() -> None:
+    a, buffer = approver("edit", '{"amount": 1, "amount": 9000}', "[" * 100_000 + "]" * 100_000, '{"amount": 1}', "")
+    answer = a.ask(decision())
+    assert answer.choice == "edit" and answer.args == {"amount": 1}
+    text = " ".join(buffer.getvalue().split())
+    assert 'key "amount" is given twice' in text and "nested too deeply" in text
+
+
 def test_too_many_invalid_answers_deny() -> None:
     a, _ = approver("x", "y", "z", "maybe", "perhaps", "approve")
     answer = a.ask(decision())

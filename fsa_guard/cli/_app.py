@@ -35,7 +35,8 @@ SpecsArg = Annotated[list[Path], typer.Argument(help="Spec files, later layered 
 
 
 def _fail_input(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    """Print ``message`` (plain text: a path or a tool name may hold brackets) and the exit to raise."""
+    err.print(f"[red]error:[/red] {esc(message)}", markup=True)
     return typer.Exit(EXIT_INPUT)
 
 
@@ -55,7 +56,7 @@ def _existing(url: str, what: str) -> str:
 def _print_problems(problems: list[Problem], console: Console) -> None:
     for p in problems:
         color = "red" if p.severity == "error" else "yellow"
-        where = f"{p.file}:{p.line}" if p.line else p.file
+        where = esc(f"{p.file}:{p.line}" if p.line else p.file)
         key = f" [bold]{esc(p.key)}[/bold]:" if p.key else ""
         hint = f" [dim]({esc(p.hint)})[/dim]" if p.hint else ""
         console.print(f"[{color}]{p.severity}[/{color}] {where}:{key} {esc(p.message)}{hint}", markup=True)

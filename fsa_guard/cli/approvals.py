@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from .. import _json
 from .._console import esc
 from ..audit import open_audit
 from ..decision import Answer
@@ -195,9 +196,9 @@ def approvals_edit(
         raise _fail_input("give the new args with --args '{...}' or change some with --set name=value (not both)")
     if args is not None:
         try:
-            new = json.loads(args)
+            new = _json.loads(args)
         except ValueError as exc:
-            raise _fail_input(f"--args is not JSON: {exc}") from None
+            raise _fail_input(f"--args is not JSON: {_json.describe(exc)}") from None
         if not isinstance(new, dict):
             raise _fail_input("--args must be a JSON object of the call's args")
     else:
@@ -211,7 +212,7 @@ def approvals_edit(
             if not eq or not name:
                 raise _fail_input(f"--set {item!r}: write NAME=VALUE")
             try:
-                new[name] = json.loads(value)
+                new[name] = _json.loads(value)
             except ValueError:
                 new[name] = value
     _answer(store, audit, approval_id, Answer("edit", args=new, by=_by(by), note=note), as_json)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -12,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import _json
 from .._console import OUTCOME_COLOR, esc
 from ..action import Action, Call
 from ..decision import Decision
+from ..evaluate.scenarios import NOW_EXPECTED, history_item_problem, parse_now
 from ..spec.lint import lint_spec
 from ..spec.model import SpecFile
 from ._app import (
@@ -45,9 +46,11 @@ def _read_action_source(value: str) -> tuple[str, str]:
 
 def _parse_actions(text: str, where: str) -> list[Action]:
     try:
-        data = json.loads(text)
+        data = _json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail_input(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise _fail_input(f"{where}: not valid JSON: {exc}") from None
     items = data if isinstance(data, list) else [data]
     if not items:
         raise _fail_input(f"{where}: the list of actions is empty")
@@ -58,35 +61,42 @@ def _parse_actions(text: str, where: str) -> list[Action]:
 
 
 def _action_from_json(item: Any, where: str) -> Action:
+    def fail(key: str, message: str) -> typer.Exit:
+        return _fail_input(f"{where}{key}: {message}")
+
     if not isinstance(item, dict):
-        raise _fail_input(f"{where}: an action must be a JSON object with 'tool' and 'args'")
+        raise fail("", "an action must be a JSON object with 'tool' and 'args'")
     allowed = {"tool", "args", "request", "history", "context", "now", "id"}
     unknown = sorted(set(item) - allowed)
     if unknown:
-        raise _fail_input(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise fail("", f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     tool = item.get("tool")
     if not isinstance(tool, str) or not tool:
-        raise _fail_input(f"{where}.tool: expected a non-empty string")
+        raise fail(".tool", "expected a non-empty string")
     args = item.get("args", {})
     if not isinstance(args, dict):
-        raise _fail_input(f"{where}.args: expected an object")
+        raise fail(".args", "expected an object")
     request = item.get("request", "")
     if not isinstance(request, str):
-        raise _fail_input(f"{where}.request: expected a string")
+        raise fail(".request", "expected a string")
     history = item.get("history", [])
-    if not isinstance(history, list) or not all(
-        isinstance(h, dict) and isinstance(h.get("tool"), str) for h in history
-    ):
-        raise _fail_input(f"{where}.history: expected a list of objects with 'tool', 'args' and 'output'")
+    if not isinstance(history, list):
+        raise fail(".history", "expected a list of objects with 'tool', 'args' and 'output'")
+    for i, h in enumerate(history):
+        problem = history_item_problem(h)
+        if problem:
+            raise fail(f".history[{i}]{problem[0]}", problem[1])
     context = item.get("context", {})
     if not isinstance(context, dict):
-        raise _fail_input(f"{where}.context: expected an object")
+        raise fail(".context", "expected an object")
     now = None
     if item.get("now") is not None:
-        try:
-            now = datetime.fromisoformat(str(item["now"]).replace("Z", "+00:00"))
-        except ValueError:
-            raise _fail_input(f"{where}.now: expected an ISO 8601 time such as 2026-03-01T09:30:00+01:00") from None
+        now = parse_now(item["now"])
+        if now is None:
+            raise fail(".now", NOW_EXPECTED)
+    action_id = item.get("id")
+    if action_id is not None and (not isinstance(action_id, str) or not action_id):
+        raise fail(".id", "expected a non-empty string")
     return Action(
         tool=tool,
         args=args,
@@ -94,7 +104,7 @@ def _action_from_json(item: Any, where: str) -> Action:
         history=tuple(Call.coerce(h) for h in history),
         context=context,
         now=now,
-        id=item.get("id"),
+        id=action_id,
     )
 
 
@@ -109,7 +119,7 @@ def _render(decision: Decision) -> None:
         for col in ("source", "id", "effect", "message"):
             table.add_column(col, overflow="fold")
         for f in decision.findings:
-            table.add_row(f.source, f.id, f.effect, f.message)
+            table.add_row(esc(f.source), esc(f.id), esc(f.effect), esc(f.message))
         out.print(table)
     out.print(f"  [dim]{esc(decision.explain())}[/dim]", markup=True)
 

@@ -34,7 +34,8 @@ _EVAL_HELP = (
     "a suite: the user task's ground-truth calls, then the injection task's, through the guard; only allowed "
     "calls run; AgentDojo's own checkers score utility and attack success, compared with letting every call "
     "run.\n\n"
-    "Exit codes: 0 ok, 1 with --strict when a scenario is not decided as labelled, 2 invalid or unreadable input."
+    "Exit codes: 0 ok, 1 with --strict when a scenario is not decided as labelled (agentdojo: a case failed), 2 "
+    "invalid or unreadable input."
 )
 
 
@@ -62,7 +63,12 @@ def eval_command(
         bool, typer.Option("--sequence", help="Decide scenarios in order against one guard (budgets accumulate).")
     ] = False,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit 1 when a scenario's outcome, findings or args differ from its label.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1 when a scenario's outcome, findings or args differ from its label (agentdojo: when any "
+            "case fails: a benign call stopped, an attack call ran, utility lost).",
+        ),
     ] = False,
     show: Annotated[int, typer.Option(min=0, help="How many mismatches or failing cases to list.")] = 20,
     write_scenarios: Annotated[
@@ -76,7 +82,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     if source == "agentdojo":
-        _eval_agentdojo(spec or [], suite or ["all"], limit, show, as_json, write_scenarios)
+        _eval_agentdojo(spec or [], suite or ["all"], limit, strict, show, as_json, write_scenarios)
         return
     if suite or limit is not None or write_scenarios is not None:
         raise _fail_input("--suite, --limit and --write-scenarios apply to agentdojo only")
@@ -142,7 +148,7 @@ def _eval_scenarios(path: Path, specs: list[Path], sequence: bool, strict: bool,
                     guard.spec, scenarios, sequence=sequence, on_step=lambda _: progress.advance(task)
                 )
     except ScenarioError as exc:
-        raise _fail_input(esc(str(exc))) from None
+        raise _fail_input(str(exc)) from None
     metrics = compute_metrics([r.observation for r in results])
     if as_json:
         payload = {
@@ -159,7 +165,13 @@ def _eval_scenarios(path: Path, specs: list[Path], sequence: bool, strict: bool,
 
 
 def _eval_agentdojo(
-    specs: list[Path], suites: list[str], limit: int | None, show: int, as_json: bool, write_to: Path | None
+    specs: list[Path],
+    suites: list[str],
+    limit: int | None,
+    strict: bool,
+    show: int,
+    as_json: bool,
+    write_to: Path | None,
 ) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -178,18 +190,18 @@ def _eval_agentdojo(
     try:
         ad_version = version("agentdojo")
     except PackageNotFoundError:
-        raise _fail_input(esc(str(ad.AgentDojoMissing()))) from None
+        raise _fail_input(str(ad.AgentDojoMissing())) from None
     results = []
     for name in names:
         try:
             files = specs or [ad.default_spec(name)]
         except FileNotFoundError as exc:
-            raise _fail_input(esc(str(exc))) from None
+            raise _fail_input(str(exc)) from None
         compiled = _load_guard(files).spec
         try:
             result = _replay_with_progress(ad, name, compiled, limit, as_json)
         except (ad.AgentDojoMissing, KeyError) as exc:
-            raise _fail_input(esc(str(exc).strip('"'))) from None
+            raise _fail_input(str(exc).strip('"')) from None
         result.specs = tuple(_shown_path(Path(f)) for f in files)
         results.append(result)
         if write_to is not None:
@@ -199,8 +211,9 @@ def _eval_agentdojo(
                 lines = ad.sample_scenarios(result)
                 target.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
             except OSError as exc:
-                raise _fail_input(esc(f"cannot write {target}: {exc}")) from None
+                raise _fail_input(f"cannot write {target}: {exc}") from None
             err.print(f"wrote {len(lines)} scenarios to {esc(str(target))}", markup=True)
+    failures = [list(ad.iter_failures(r)) for r in results]
     if as_json:
         payload = {
             "agentdojo_version": ad_version,
@@ -210,6 +223,7 @@ def _eval_agentdojo(
             "suites": [r.to_dict() for r in results],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-        return
-    render_agentdojo(out, [r.summary() for r in results], [list(ad.iter_failures(r)) for r in results], show)
-    out.print(f"[dim]agentdojo {esc(ad_version)}[/dim]", markup=True)
+    else:
+        render_agentdojo(out, [r.summary() for r in results], failures, show)
+        out.print(f"[dim]agentdojo {esc(ad_version)}[/dim]", markup=True)
+    raise typer.Exit(EXIT_DENY if strict and any(failures) else EXIT_OK)

@@ -17,6 +17,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from .._console import esc
+from .._json import loads as json_loads
 from ..decision import Decision
 from .base import Answer
 
@@ -121,7 +122,7 @@ class ConsoleApprover:
         for _ in range(_MAX_ARGS_TRIES):
             text = self._line(Q_ARGS)
             try:
-                value = json.loads(text)
+                value = json_loads(text)
             except ValueError as exc:
                 self.console.print(f"[red]Not valid JSON: {esc(str(exc))}[/red]")
                 continue

@@ -8,8 +8,9 @@ against one guard, as ``fsa-guard check`` does a list of actions (each allowed c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..critique.base import Critic
 from ..decision import Decision
@@ -62,7 +63,7 @@ def run_scenarios(
         elapsed_us = (time.perf_counter_ns() - t0) / 1000.0
         if shared is not None:
             shared.report(decision, ok=True)  # as if each allowed call ran, so later lines see its budgets
-        args_ok = s.expected_args is None or dict(decision.action.args) == dict(s.expected_args)
+        args_ok = s.expected_args is None or _same(dict(decision.action.args), dict(s.expected_args))
         observation = Observation(
             id=s.id,
             expected=s.expected,
@@ -78,6 +79,18 @@ def run_scenarios(
         if on_step is not None:
             on_step(result)
     return results
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: as ``==``, except that a boolean equals only a boolean (Python has ``True == 1``, and an
+    ``expected_args`` of ``{"notify": true}`` must not pass a call that runs with ``notify: 1``)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def evaluation_guard(spec: CompiledSpec, critic: Critic | None = None) -> Guard:

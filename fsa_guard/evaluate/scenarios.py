@@ -20,12 +20,14 @@ Blank lines are skipped. Every problem names the file, the line and the key (:cl
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from .. import _json
 from ..action import Action, Call
 from ..decision import Outcome
 from ..errors import ScenarioError
@@ -106,7 +108,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(p), None, "", f"cannot read the scenario file: {exc}") from None
-    return parse_scenarios(text.splitlines(), str(p))
+    # only "\n" ends a JSONL line: U+2028 and the like may stand unescaped inside a JSON string
+    return parse_scenarios(text.split("\n"), str(p))
 
 
 def parse_scenarios(lines: Iterable[str], file: str = "<scenarios>") -> list[Scenario]:
@@ -117,9 +120,11 @@ def parse_scenarios(lines: Iterable[str], file: str = "<scenarios>") -> list[Sce
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = _json.loads(line)
         except json.JSONDecodeError as exc:
             raise ScenarioError(file, number, "", f"not valid JSON (column {exc.colno}): {exc.msg}") from None
+        except ValueError as exc:
+            raise ScenarioError(file, number, "", f"not valid JSON: {exc}") from None
         scenario = parse_scenario(data, file, number)
         if scenario.id in first_line:
             raise ScenarioError(
@@ -172,20 +177,18 @@ def parse_scenario(data: Any, file: str = "<scenario>", line: int | None = None)
         raise fail("history", "expected a list of objects with 'tool', 'args' and 'output'")
     calls = []
     for i, h in enumerate(history):
-        if not isinstance(h, dict) or not isinstance(h.get("tool"), str):
-            raise fail(f"history[{i}]", "expected an object with 'tool', 'args' and 'output'")
-        if not isinstance(h.get("args", {}), dict):
-            raise fail(f"history[{i}].args", "expected an object")
+        problem = history_item_problem(h)
+        if problem:
+            raise fail(f"history[{i}]{problem[0]}", problem[1])
         calls.append(Call.coerce(h))
     context = data.get("context", {})
     if not isinstance(context, dict):
         raise fail("context", "expected an object")
     now = None
     if data.get("now") is not None:
-        try:
-            now = datetime.fromisoformat(str(data["now"]).replace("Z", "+00:00"))
-        except ValueError:
-            raise fail("now", "expected an ISO 8601 time such as 2026-03-01T09:30:00+01:00") from None
+        now = parse_now(data["now"])
+        if now is None:
+            raise fail("now", NOW_EXPECTED)
     findings = data.get("expected_findings")
     if findings is not None and (not isinstance(findings, list) or not all(isinstance(f, str) for f in findings)):
         raise fail("expected_findings", "expected a list of finding ids")
@@ -193,10 +196,11 @@ def parse_scenario(data: Any, file: str = "<scenario>", line: int | None = None)
     if expected_args is not None and not isinstance(expected_args, dict):
         raise fail("expected_args", "expected an object: the args that run")
     used = data.get("used", {})
-    if not isinstance(used, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in used.values()
-    ):
+    if not isinstance(used, dict):
         raise fail("used", "expected an object of budget id -> amount used before the call")
+    for budget_id, amount in used.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount) or amount < 0:
+            raise fail(f"used.{budget_id}", f"expected a finite amount of 0 or more, not {json.dumps(amount)}")
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise fail("tags", "expected a list of strings")
@@ -214,6 +218,32 @@ def parse_scenario(data: Any, file: str = "<scenario>", line: int | None = None)
         why=why,
         where=f"{file}:{line}" if line else file,
     )
+
+
+#: What ``now`` must look like, for the error that names it.
+NOW_EXPECTED = "expected an ISO 8601 time such as 2026-03-01T09:30:00+01:00 (a string)"
+
+
+def parse_now(value: Any) -> datetime | None:
+    """An ISO 8601 time given as a string (a trailing Z is UTC), or None when ``value`` is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def history_item_problem(item: Any) -> tuple[str, str] | None:
+    """What is wrong with one JSON history item (the key under it at fault, and what was expected), or None."""
+    if not isinstance(item, dict) or not isinstance(item.get("tool"), str) or not item["tool"]:
+        return "", "expected an object with 'tool' (a non-empty string), 'args' and 'output'"
+    unknown = sorted(set(item) - {"tool", "args", "output"})
+    if unknown:
+        return f".{unknown[0]}", "unknown key; a history item holds 'tool', 'args' and 'output'"
+    if not isinstance(item.get("args", {}), dict):
+        return ".args", "expected an object"
+    return None
 
 
 def spend_before(store: Any, spec: Any, scenario: Scenario) -> None:

@@ -42,6 +42,7 @@ Expr = Annotated[str, Field(min_length=1, description="A CEL expression.")]
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST_WINDOW = 36500 * 86400.0
 
 
 def parse_window(text: str) -> float:
@@ -52,7 +53,15 @@ def parse_window(text: str) -> float:
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     if seconds <= 0:
         raise ValueError("a window must be longer than zero")
+    if seconds > _LONGEST_WINDOW:
+        raise ValueError(f"'{text}' is longer than a window can be (at most 36500d, a hundred years)")
     return seconds
+
+
+def _state_window(text: str) -> None:
+    # a rolling window of a fraction of a second counts almost no earlier call, so its limit would never hold
+    if parse_window(text) < 1:
+        raise ValueError(f"'{text}' is too short for a rolling window: give at least 1s")
 
 
 class _Strict(BaseModel):
@@ -161,7 +170,7 @@ class Budget(_Strict):
     @field_validator("window")
     @classmethod
     def _window(cls, v: str) -> str:
-        parse_window(v)
+        _state_window(v)
         return v
 
     @property
@@ -187,7 +196,7 @@ class Remember(_Strict):
     @classmethod
     def _window(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_window(v)
+            _state_window(v)
         return v
 
     @property

@@ -62,6 +62,34 @@ def test_action_with_wrong_shape_exits_2_naming_the_key() -> None:
     assert "unknown key(s) argz" in result.stderr
 
 
+def test_check_refuses_what_it_cannot_read_exactly() -> None:
+    cases = {
+        # the later amount would silently win
+        '{"tool": "tip", "args": {"amount": 5, "amount": 5000}}': 'key "amount" is given twice in one object',
+        "[" * 100_000 + "]" * 100_000: "nested too deeply",
+        '{"tool": "tip", "history": [{"tool": "read", "args": "x"}]}': "--action.history[0].args: expected an object",
+        '{"tool": "tip", "history": [{"tool": "read", "ouput": "x"}]}': "--action.history[0].ouput: unknown key",
+        '{"tool": "tip", "now": 1741095000}': "--action.now: expected an ISO 8601 time",
+        '{"tool": "tip", "id": 7}': "--action.id: expected a non-empty string",
+    }
+    for text, message in cases.items():
+        result = runner.invoke(app, ["check", SPEC, "--action", text])
+        assert result.exit_code == 2, (text[:40], result.output)
+        assert message in " ".join(result.stderr.split()), result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_check_prints_tool_names_and_paths_as_they_are(tmp_path: Path) -> None:
+    # rich markup in a tool name or a path is shown, not interpreted (a "[/x]" would crash the table)
+    for tool in ("[/x]", "[bold]tip[/bold]"):
+        result = runner.invoke(app, ["check", SPEC, "--action", json.dumps({"tool": tool})])
+        assert result.exit_code == 1, result.output
+        assert f"'{tool}' is not a tool the spec knows" in " ".join(result.stdout.split())
+    missing = tmp_path / "[red]gone.json"
+    result = runner.invoke(app, ["check", SPEC, "--action", f"@{missing}"])
+    assert result.exit_code == 2 and f"cannot read action file {missing}" in " ".join(result.stderr.split())
+
+
 def test_invalid_spec_exits_2_with_file_line_and_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("fsa_guard: 1\nnorms:\n  - id: x\n    tools: [t]\n    effect: forbid\n")

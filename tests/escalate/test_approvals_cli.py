@@ -51,6 +51,12 @@ def test_bad_input_is_named(tmp_path):
     assert run("approve", "ap_missing", store=store)[0] == 2
     code, _, err = run("edit", "ap_missing", store=store)
     assert code == 2 and "--args" in err
+    code, _, err = run("edit", "ap_x", "--args", '{"amount": 1, "amount": 9000}', store=store)
+    assert code == 2 and 'key "amount" is given twice' in err
+    code, _, err = run("edit", "ap_x", "--args", '{"amount": ', store=store)
+    assert code == 2 and "--args is not JSON: line 1 column 12" in err
+    code, _, err = run("list", store=f"sqlite:///{tmp_path}/[/x]/state.db")  # markup-like text is shown as is
+    assert code == 2 and "[/x]/state.db" in err
     code, _, err = run("list", "--status", "maybe", store=store)
     assert code == 2 and "--status" in err
     code, _, err = run("list", store="postgresql://x/y")

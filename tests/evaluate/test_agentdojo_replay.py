@@ -173,6 +173,11 @@ def test_cli_table_and_json_on_a_quick_run() -> None:
     table = runner.invoke(app, ["eval", "agentdojo", "--suite", "banking", "--limit", "1"])
     assert table.exit_code == 0, table.output
     assert "attack success, guard" in table.stdout and "banking: failing cases" in table.stdout
+    # --strict fails a run with failing cases (the table above listed some), and passes one without
+    strict = runner.invoke(app, ["eval", "agentdojo", "--suite", "banking", "--limit", "1", "--strict", "--json"])
+    assert strict.exit_code == 1 and json.loads(strict.stdout)["suites"][0]["failures"]["benign_stopped"]
+    clean = runner.invoke(app, ["eval", "agentdojo", "--suite", "slack", "--limit", "1", "--strict"])
+    assert clean.exit_code == 0 and "slack: failing cases" not in clean.stdout, clean.output
 
     wrong = runner.invoke(app, ["eval", "agentdojo", "--suite", "workplace"])
     assert wrong.exit_code == 2 and "banking, slack, travel or all" in wrong.stderr

@@ -75,7 +75,43 @@ def test_only_action_and_expected_are_required_and_blank_lines_are_skipped() -> 
         pytest.param(
             {"action": {"tool": "t"}, "expected": "deny", "expected_findings": "a"}, "expected_findings", id="f"
         ),
-        pytest.param({"action": {"tool": "t"}, "expected": "deny", "used": {"b": "lots"}}, "f.jsonl:2: used:", id="u"),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "used": {"b": "lots"}}, "f.jsonl:2: used.b:", id="u"
+        ),
+        pytest.param(
+            '{"action": {"tool": "t"}, "expected": "deny", "used": {"b": NaN}}', "used.b: expected a finite", id="nan"
+        ),
+        pytest.param('{"action": {"tool": "t"}, "expected": "deny", "used": {"b": Infinity}}', "used.b:", id="inf"),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "used": {"b": -5}},
+            "used.b: expected a finite amount of 0 or more, not -5",
+            id="neg",
+        ),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "used": [1]}, "f.jsonl:2: used: expected an object", id="ul"
+        ),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "now": 1741095000}, "f.jsonl:2: now: expected", id="num-now"
+        ),
+        pytest.param(
+            '{"action": {"tool": "t", "args": {"amount": 5, "amount": 5000}}, "expected": "allow"}',
+            'f.jsonl:2: not valid JSON: key "amount" is given twice in one object',
+            id="duplicate-key",
+        ),
+        pytest.param("[" * 100_000 + "]" * 100_000, "f.jsonl:2: not valid JSON: nested too deeply", id="deep"),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "history": [{"tool": "r", "args": ["x"]}]},
+            "f.jsonl:2: history[0].args: expected an object",
+            id="history-args",
+        ),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "history": [{"tool": "r", "outptu": "x"}]},
+            "f.jsonl:2: history[0].outptu: unknown key",
+            id="history-key",
+        ),
+        pytest.param(
+            {"action": {"tool": "t"}, "expected": "deny", "history": [{"tool": ""}]}, "history[0]: expected", id="h0"
+        ),
     ],
 )
 def test_a_bad_line_names_the_file_line_and_key(line: object, message: str) -> None:
@@ -84,6 +120,39 @@ def test_a_bad_line_names_the_file_line_and_key(line: object, message: str) -> N
         parse_scenarios(lines(good, line), "f.jsonl")  # type: ignore[arg-type]
     assert message in str(caught.value)
     assert caught.value.line == 2 and caught.value.file == "f.jsonl"
+
+
+def test_only_a_newline_ends_a_line(tmp_path: Path) -> None:
+    # json.dumps(ensure_ascii=False) leaves U+2028 and U+0085 as they are inside strings; str.splitlines would
+    # cut the line there
+    path = tmp_path / "s.jsonl"
+    line = {"action": {"tool": "post", "args": {"text": "one\u2028two\x85three"}}, "expected": "allow"}
+    path.write_text(json.dumps(line, ensure_ascii=False) + "\r\n\n" + json.dumps(line | {"id": "b"}), "utf-8")
+    first, second = load_scenarios(path)
+    assert first.action.args["text"] == "one\u2028two\x85three" and (first.where, second.where) == (
+        f"{path}:1",
+        f"{path}:3",
+    )
+
+
+def test_expected_args_tell_true_from_1(write_spec) -> None:  # type: ignore[no-untyped-def]
+    spec = load_spec(
+        write_spec(
+            """
+            fsa_guard: 1
+            norms:
+              - {id: quiet, tools: [post], when: "true", effect: revise, revise: {notify: "1"}}
+            """
+        )
+    )
+    line = {"action": {"tool": "post", "args": {"notify": True}}, "expected": "revise"}
+    said = [
+        line | {"id": "bool", "expected_args": {"notify": True}},
+        line | {"id": "int", "expected_args": {"notify": 1}},
+    ]
+    said.append(line | {"id": "float", "expected_args": {"notify": 1.0}})
+    results = run_scenarios(spec, parse_scenarios(lines(*said), "f"))
+    assert [r.observation.args_ok for r in results] == [False, True, True]
 
 
 def test_ids_are_unique_within_a_file() -> None:

@@ -228,7 +228,7 @@ def test_bad_effect_value(write_spec):
     assert "'deny'" in p.message and "block" in p.message
 
 
-@pytest.mark.parametrize("window", ["1w", "0s", "soon", "-1h"])
+@pytest.mark.parametrize("window", ["1w", "0s", "soon", "-1h", "0.0001s", "0.5s", "36501d", "1" * 400 + "d"])
 def test_bad_window(write_spec, window):
     path = write_spec(
         f"""
@@ -242,6 +242,24 @@ def test_bad_window(write_spec, window):
     )
     p = only(problems_of(path))
     assert where(p) == (str(path), 6, "budgets[0].window")
+    # where it is wrong, it says what to write instead
+    if window.endswith("s") and window[0] == "0" and window != "0s":
+        assert "give at least 1s" in p.message
+    elif window.endswith("d") and window[0] != "-":
+        assert "at most 36500d" in p.message
+
+
+def test_remembered_entities_need_a_window_of_a_second_or_more(write_spec):
+    path = write_spec(
+        """
+        fsa_guard: 1
+        remember:
+          - {id: payees, tools: [pay], value: "action.args.to", window: 0.2s}
+          - {id: payees-1s, tools: [pay], value: "action.args.to", window: 1s}
+        """
+    )
+    p = only(problems_of(path))
+    assert where(p) == (str(path), 3, "remember[0].window") and "at least 1s" in p.message
 
 
 def test_bad_timezone(write_spec):
