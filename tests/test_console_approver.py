@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -146,8 +147,22 @@ def test_prompts_go_to_input() -> None:
 def test_reads_with_rich_prompt_without_input(monkeypatch: pytest.MonkeyPatch) -> None:
     typed = iter(["deny", "no"])
     monkeypatch.setattr("builtins.input", lambda *_: next(typed))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     answer = ConsoleApprover(Console(file=io.StringIO()), by="bob").ask(decision())
     assert (answer.choice, answer.note, answer.by) == ("deny", "no", "bob")
+
+
+def test_stdin_that_is_not_a_terminal_is_not_read_as_a_person(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a program fed from a pipe: its next line of data must not approve a payment
+    monkeypatch.setattr("sys.stdin", io.StringIO("approve\n\n"))
+    buffer = io.StringIO()
+    answer = ConsoleApprover(Console(file=buffer, width=160), by="bob").ask(decision())
+    assert answer.choice == "deny" and "not a terminal" in answer.note
+    assert "not a terminal" in buffer.getvalue() and sys.stdin.read() == "approve\n\n"  # nothing was consumed
+    # asked for on purpose, answers scripted into stdin are read
+    monkeypatch.setattr("sys.stdin", io.StringIO("approve\n\n"))
+    answer = ConsoleApprover(Console(file=io.StringIO()), by="bob", terminal_only=False).ask(decision())
+    assert answer.choice == "approve"
 
 
 def test_by_defaults_to_the_login_name(monkeypatch: pytest.MonkeyPatch) -> None:

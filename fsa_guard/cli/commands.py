@@ -223,5 +223,6 @@ def demo(
     console = Console(highlight=False)
     if interactive is None:
         interactive = sys.stdin.isatty()
-    approver: Approver = ConsoleApprover(console) if interactive else scripted_approver(console)
+    # --interactive asked for answers from standard input, whatever it is (a pipe of answers included)
+    approver: Approver = ConsoleApprover(console, terminal_only=False) if interactive else scripted_approver(console)
     run_demo(console, pause=pause, critic=critic, approver=approver)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ _CHOICES: dict[str, Choice] = {
 _MAX_CHOICE_TRIES = 5
 _MAX_ARGS_TRIES = 3
 _CLOSED = "no answer (input closed)"
+_NO_TERMINAL = "no answer (standard input is not a terminal to ask a person at)"
 
 Q_CHOICE = "approve, deny or edit (a/d/e)"
 Q_ARGS = "the whole new args, as one line of JSON"
@@ -56,6 +58,10 @@ class ConsoleApprover:
     as JSON) and an optional note. Anything it cannot read as an answer (closed input, Ctrl-C, too many
     invalid answers) is a deny, so a missing person never lets a call through. ``input`` replaces the prompt
     (it gets the question and returns one line); ``by`` names who answers (default: the login name).
+
+    Without ``input`` it reads the terminal, and when standard input is not one (a pipe, a file, a service) it
+    denies without reading: lines meant for the program would otherwise be taken for a person's answer.
+    ``terminal_only=False`` reads standard input whatever it is (answers scripted on purpose).
     """
 
     def __init__(
@@ -64,14 +70,19 @@ class ConsoleApprover:
         *,
         input: Callable[[str], str] | None = None,
         by: str | None = None,
+        terminal_only: bool = True,
     ) -> None:
         self.console = console or Console()
         self._input = input
         self.by = by if by is not None else _login_name()
+        self.terminal_only = terminal_only
 
     def ask(self, decision: Decision) -> Answer:
         """Show ``decision`` and read the person's answer (deny when none can be read)."""
         self.console.print(self._panel(decision))
+        if self._input is None and self.terminal_only and not _stdin_is_terminal():
+            self.console.print(f"[red]Denied: {_NO_TERMINAL}.[/red]")
+            return self._answer("deny", note=_NO_TERMINAL)
         try:
             return self._read(decision)
         except _InputClosed:
@@ -172,6 +183,13 @@ class ConsoleApprover:
 
 def _json(value: Mapping[str, Any], indent: int | None = 2) -> str:
     return json.dumps(dict(value), indent=indent, ensure_ascii=False, default=str)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):  # replaced by something without isatty, or closed
+        return False
 
 
 def _login_name() -> str:
