@@ -1,11 +1,18 @@
-"""What ``FSAGuardMiddleware`` adds to a step of a LangChain ``create_agent`` agent, with a scripted model.
+"""What ``FSAGuardMiddleware`` adds to a step of a LangChain ``create_agent`` agent, with a mocked model.
 
     .venv/bin/python -m bench --only middleware
 
 One step: the person asks, the model proposes one tool call (an internal ``send_email`` the reference spec
-allows), the tool runs, the model answers. The model is a tiny ``BaseChatModel`` that answers at once
-(no HTTP), so the step is all framework: the worst case for a guard's share. Variants, timed per
-``agent.invoke`` in interleaved rounds:
+allows), the tool runs, the model answers. Two models, each answering at once:
+
+- ``ChatOpenAI`` (langchain-openai) with its HTTP mocked at the transport (``httpx.MockTransport`` answering
+  with OpenAI's exact chat-completion JSON), as this project mocks a model everywhere else: the client builds
+  the request and parses the response, and no time goes to the network. The target is stated on this step.
+- a scripted ``BaseChatModel`` (no client, no HTTP): the step is all framework, the worst case for a guard's
+  share.
+
+On ``ChatOpenAI``: ``plain``, ``no-op hooks`` and ``FSAGuardMiddleware`` (below). On the scripted model, every
+variant, timed per ``agent.invoke`` in interleaved rounds:
 
 - ``plain``: the agent without middleware;
 - ``no-op hooks``: a middleware whose ``wrap_tool_call`` only calls on, i.e. what LangChain itself charges for
@@ -23,6 +30,7 @@ LangSmith tracing is turned off for the run.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import statistics
 import time
@@ -32,6 +40,55 @@ from bench._common import ROOT, interleaved, measure, paired_difference, stats
 
 REQUEST = "Tell the controller that INV-1042 is paid"
 ARGS = {"to": "controller@example.com", "subject": "INV-1042", "body": "Paid today."}
+
+
+def _completion(message: dict[str, Any], finish: str) -> dict[str, Any]:
+    """A chat completion exactly as OpenAI returns it (one choice, usage with its details)."""
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_767_225_600,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_bench",
+        "service_tier": "default",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": 61,
+            "completion_tokens": 24,
+            "total_tokens": 85,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+    }
+
+
+def openai_model() -> Any | None:
+    """``ChatOpenAI`` over a transport that answers like OpenAI at once: the send_email call, then, once the
+    tool's result is in the request, the final answer. None without langchain-openai."""
+    try:
+        import httpx
+        from langchain_openai import ChatOpenAI
+    except ImportError:
+        return None
+    ids = itertools.count()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        last = json.loads(request.content)["messages"][-1]
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+        if last["role"] == "tool":
+            message["content"] = "Done: the controller knows."
+            return httpx.Response(200, json=_completion(message, "stop"))
+        call = {"id": f"call_{next(ids)}", "type": "function"}
+        message["tool_calls"] = [{**call, "function": {"name": "send_email", "arguments": json.dumps(ARGS)}}]
+        return httpx.Response(200, json=_completion(message, "tool_calls"))
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    return ChatOpenAI(model="gpt-4o-mini", api_key="sk-bench", http_client=client, max_retries=0)
 
 
 def _missing() -> str | None:
@@ -106,7 +163,19 @@ def build() -> dict[str, Any]:
             ScriptedModel(), [send_email], middleware=[FSAGuardMiddleware(stub)]
         ),
     }
-    return {"agents": agents, "guard": guard, "input": {"messages": [HumanMessage(REQUEST)]}}
+    openai_agents = {}
+    if openai_model() is not None:
+        openai_agents = {
+            "plain": create_agent(openai_model(), [send_email]),
+            "no-op hooks": create_agent(openai_model(), [send_email], middleware=[NoOpHooks()]),
+            "FSAGuardMiddleware": create_agent(openai_model(), [send_email], middleware=[FSAGuardMiddleware(guard)]),
+        }
+    return {
+        "agents": agents,
+        "openai_agents": openai_agents,
+        "guard": guard,
+        "input": {"messages": [HumanMessage(REQUEST)]},
+    }
 
 
 ASYNC_VARIANTS = ("plain", "no-op hooks", "FSAGuardMiddleware")
@@ -160,13 +229,22 @@ def run(reps: int = 100, rounds: int = 5) -> dict[str, Any]:
 
     built = build()
     agents, guard, step_input = built["agents"], built["guard"], built["input"]
-    for name, agent in agents.items():  # the step must really run the tool, guarded or not
+    openai_agents = built["openai_agents"]
+    checked = [*agents.items(), *((f"ChatOpenAI, {name}", a) for name, a in openai_agents.items())]
+    for name, agent in checked:  # the step must really run the tool, guarded or not
         out = agent.invoke(step_input)["messages"]
         kinds = [type(m).__name__ for m in out]
         if kinds != ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"] or "sent to" not in out[2].content:
             raise RuntimeError(f"{name}: unexpected step {kinds}: {out[2].content!r}")
     steps = interleaved(
         {name: (lambda i, a=a: a.invoke(step_input)) for name, a in agents.items()}, reps, rounds, chunk=5
+    )
+    openai_steps = (
+        interleaved(
+            {name: (lambda i, a=a: a.invoke(step_input)) for name, a in openai_agents.items()}, reps, rounds, chunk=5
+        )
+        if openai_agents
+        else {}
     )
 
     # the guard's own decision for that call: in a hot loop, and inside the agent (timed through a shim)
@@ -209,9 +287,21 @@ def run(reps: int = 100, rounds: int = 5) -> dict[str, Any]:
         "decision_us": paired_difference(fsa, stubbed),
         "model_hook_us": paired_difference(steps["FSAGuardMiddleware, inject_values"], fsa),
     }
+    openai = None
+    if openai_steps:
+        base = openai_steps["plain"]
+        openai = {
+            "steps": openai_steps,
+            "overhead": {
+                name: {"paired_us": (d := paired_difference(s, base)), "paired_pct": 100 * d / base["p50_us"]}
+                for name, s in openai_steps.items()
+                if name != "plain"
+            },
+        }
     return {
         "steps": steps,
         "overhead": overhead,
+        "openai": openai,
         "breakdown": breakdown,
         "async": _async_steps(agents, step_input, max(20, reps // 2), rounds),
         "decide_hot_loop": hot,

@@ -19,6 +19,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -53,6 +54,8 @@ STAGES = ("verify", "critique", "revise", "escalate", "record")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("fsa_guard")
+_MAX_UNSENT = 10_000  # store writes kept for a retry while the store is down; beyond that the oldest are dropped
+_RETRY = {"commit": "retried before the next decision", "remember": "retried before the next decision"}
 
 # ("critique", (CritiqueRequest, samples)) | ("ask", Decision) | ("wait", (approval id, seconds))
 _Question = tuple[str, Any]
@@ -208,7 +211,16 @@ class Guard:
         self._answered_lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._validators: dict[str, ArgsValidator] = {}
-        self.reservation_ttl = reservation_ttl
+        if isinstance(reservation_ttl, bool) or not isinstance(reservation_ttl, int | float):
+            raise TypeError(f"reservation_ttl must be a number of seconds, got {reservation_ttl!r}")
+        if not math.isfinite(reservation_ttl) or reservation_ttl <= 0:
+            # 0 or less would hold no room for a call while it runs, so parallel calls could overspend a budget
+            raise ValueError(f"reservation_ttl must be a finite number of seconds above 0, got {reservation_ttl!r}")
+        self.reservation_ttl = float(reservation_ttl)
+        # store writes report() could not make (a commit, a remembered entity): retried before the next decision,
+        # so a call that ran is not forgotten (and its budget overspent) because the store blipped once
+        self._unsent: list[tuple[str, tuple[Any, ...]]] = []
+        self._unsent_lock = threading.Lock()
 
     @classmethod
     def from_files(cls, *paths: str | Path, **options: Any) -> Guard:
@@ -444,21 +456,16 @@ class Guard:
 
         ``@guard.tool`` reports by itself; adapters that run tools themselves call this once per decision.
         """
-        for rid in decision.reservations:
-            try:
-                if ok:
-                    self.store.commit(rid)
-                else:
-                    self.store.release(rid)
-            except Exception as exc:  # an unreported reservation expires by itself after reservation_ttl
-                _log.warning("fsa_guard: could not %s reservation %s: %s", "commit" if ok else "release", rid, exc)
+        if self._unsent:
+            self._resend()
+        writes: list[tuple[str, tuple[Any, ...]]] = [
+            ("commit" if ok else "release", (rid,)) for rid in decision.reservations
+        ]
         if ok and decision.remember:
             ts = (decision.at or self._clock()).timestamp()
-            for key, entity in decision.remember:
-                try:
-                    self.store.remember(key, entity, ts)
-                except Exception as exc:
-                    _log.warning("fsa_guard: could not remember %s for %s: %s", entity, key, exc)
+            writes += [("remember", (key, entity, ts)) for key, entity in decision.remember]
+        for write in writes:
+            self._write(write)
         if self.audit is not None and decision.record_id is not None:
             record = {
                 "kind": "report",
@@ -473,7 +480,35 @@ class Guard:
             except Exception as exc:  # the call already ran; its decision record exists
                 _log.warning("fsa_guard: could not record the outcome of %s: %s", decision.record_id, exc)
 
+    def _write(self, write: tuple[str, tuple[Any, ...]]) -> bool:
+        """Make one store write of a report; one that fails is kept to be sent again."""
+        what, args = write
+        try:
+            getattr(self.store, what)(*args)
+        except Exception as exc:
+            # a release that never arrives frees the room anyway when the reservation expires; a lost commit or
+            # remembered entity would let the spending be forgotten, so those are retried
+            if what != "release":
+                with self._unsent_lock:
+                    self._unsent.append(write)
+                    del self._unsent[:-_MAX_UNSENT]
+            _log.warning("fsa_guard: could not %s %s (%s); %s", what, args[0], exc, _RETRY.get(what, "left to expire"))
+            return False
+        return True
+
+    def _resend(self) -> None:
+        """Send again the store writes a report could not make, oldest first, until one fails again."""
+        with self._unsent_lock:
+            waiting, self._unsent = self._unsent, []
+        for i, write in enumerate(waiting):
+            if not self._write(write):
+                with self._unsent_lock:
+                    self._unsent[:0] = waiting[i + 1 :]
+                return
+
     def _pipeline(self, proposed: Action, wait: float | None = None) -> Generator[_Question, _Reply, Decision]:
+        if self._unsent:  # what earlier calls spent must be in the store before this call is measured against it
+            self._resend()
         timer = _Timer()
         findings: list[Finding] = []
         spend = _Spend()

@@ -297,7 +297,17 @@ def _bindings(
 
 
 def _state(spec: CompiledSpec, plan: ToolPlan, store: Store | None, now: datetime) -> dict[str, Any]:
-    """What ``state`` holds for this decision: only the entries the plan's expressions read."""
+    """What ``state`` holds for this decision: only the entries the plan's expressions read. Any failure of
+    the store (a custom one may raise anything) is a :class:`StoreError`, not a fault of the action."""
+    try:
+        return _read_state(spec, plan, store, now)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"the store's answer could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_state(spec: CompiledSpec, plan: ToolPlan, store: Store | None, now: datetime) -> dict[str, Any]:
     wanted = plan.state_keys
     budgets: dict[str, Any] = {}
     ts = now.timestamp()

@@ -85,6 +85,10 @@ def test_the_middleware_is_measured_under_invoke_and_ainvoke(quick: tuple[str, d
         pytest.skip(mw["skipped"])
     assert set(mw["async"]["steps"]) == {"plain", "no-op hooks", "FSAGuardMiddleware"}
     assert all(s["p50_us"] > 0 for s in mw["async"]["steps"].values())
+    # the step the target is stated on: ChatOpenAI over a mocked transport (langchain-openai is installed with
+    # the LangChain integration, so it must run)
+    assert set(mw["openai"]["steps"]) == {"plain", "no-op hooks", "FSAGuardMiddleware"}
+    assert set(mw["openai"]["overhead"]) == {"no-op hooks", "FSAGuardMiddleware"}
 
 
 def test_peers_agree_on_every_call(quick: tuple[str, dict[str, object], Path]) -> None:

@@ -281,3 +281,59 @@ def test_audit_false_keeps_no_trail_whatever_the_environment_says(tmp_path, monk
     guard = Guard(load_spec(spec), audit=False)
     assert guard.audit is None and guard.decide(Action("x")).outcome == "allow"
     assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").read_text() == ""
+
+
+SPEND = (
+    "fsa_guard: 1\nid: s\nbudgets:\n"
+    "  - {id: daily, tools: [pay], measure: action.args.amount, limit: 100, window: 1d}\n"
+    "remember:\n  - {id: payees, tools: [pay], value: action.args.to}\n"
+)
+
+
+def test_a_spend_the_store_missed_while_down_is_sent_again_before_the_next_decision(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    from proxy import Proxy
+
+    (tmp_path / "s.yaml").write_text(SPEND)
+    proxy = Proxy("127.0.0.1", 6379)
+    clock = [T0]
+    try:
+        url = f"redis://127.0.0.1:{proxy.port}/0?prefix={redis_prefix}&timeout=0.5"
+        guard = Guard.from_files(tmp_path / "s.yaml", store=url, clock=lambda: clock[0], reservation_ttl=60)
+        first = guard.decide(Action("pay", {"amount": 60, "to": "landlord"}))
+        assert first.outcome == "allow"
+        proxy.cut()
+        guard.report(first, ok=True)  # the money left, but the store did not hear of it
+        proxy.restore()
+        clock[0] = T0 + timedelta(minutes=2)  # the reservation has expired meanwhile
+        second = guard.decide(Action("pay", {"amount": 60, "to": "plumber"}))
+        assert second.outcome == "deny" and second.finding_ids() == ["daily"]  # 120 would be over 100 a day
+        assert guard.store.usage("daily", 86400.0, clock[0].timestamp()) == 60.0
+        assert guard.store.recall("remember:payees", None, clock[0].timestamp()) == ['"landlord"']
+    finally:
+        proxy.cut()
+
+
+class _UnreadableStore(MemoryStore):
+    def usage(self, key: str, window_s: float, now: float) -> float:
+        raise ValueError("row 7 is corrupt")
+
+
+def test_a_store_that_raises_anything_is_unavailable_not_a_bad_action(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        SPEND.replace(
+            "remember:",
+            "norms:\n  - {id: n, tools: [pay], when: 'state.budgets.daily.used > 50.0', effect: deny}\nremember:",
+        )
+    )
+    d = Guard.from_files(tmp_path / "s.yaml", store=_UnreadableStore()).decide(Action("pay", {"amount": 5, "to": "x"}))
+    assert d.outcome == "deny" and d.finding_ids() == ["store-unavailable"]
+    assert "ValueError: row 7 is corrupt" in d.findings[0].message
+
+
+@pytest.mark.parametrize("ttl", [0, -5.0, float("nan"), float("inf")])
+def test_reservations_must_hold_for_some_time(tmp_path: Path, ttl: float) -> None:
+    (tmp_path / "s.yaml").write_text(SPEND)
+    with pytest.raises(ValueError, match="reservation_ttl must be a finite number of seconds above 0"):
+        Guard.from_files(tmp_path / "s.yaml", reservation_ttl=ttl)

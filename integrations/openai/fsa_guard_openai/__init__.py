@@ -19,6 +19,7 @@ OpenAI Agents SDK has its own module, :mod:`fsa_guard_openai.agents` (``pip inst
 
 from ._convert import (
     CHANGED,
+    RAN,
     REFUSED,
     chat_history,
     chat_request,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHANGED",
+    "RAN",
     "REFUSED",
     "AnswerLike",
     "CallResult",

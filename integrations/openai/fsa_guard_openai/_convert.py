@@ -8,8 +8,9 @@ for the model say what happened in their first words: a result that starts with 
 run, and one that starts with :data:`CHANGED` ran with other args, written into the note. The history is
 therefore what ``@guard.tool`` would have built: a revised call appears as it ran, and a refused call does
 not appear at all. (Were refused calls in the history, a norm such as "only payees paid before" would let
-the model through on its second try.) A tool of yours whose own output starts with ``"Refused: "`` is
-read as refused too.
+the model through on its second try.) A tool's own output that starts with one of those words (an email, a
+web page: text someone else wrote) is written after :data:`RAN` (:func:`as_output`), so no text a tool
+returns can hide a call that ran or invent one that did not.
 
 Messages and items may be plain dicts or the SDK's pydantic objects.
 """
@@ -26,8 +27,10 @@ from fsa_guard import Call
 
 __all__ = [
     "CHANGED",
+    "RAN",
     "REFUSED",
     "ProposedCall",
+    "as_output",
     "changed_note",
     "chat_history",
     "chat_request",
@@ -44,6 +47,8 @@ REFUSED = "Refused: "
 #: The first words of a result for a call the guard (or a person) changed before it ran.
 CHANGED = "Changed before it ran: "
 _RESULT = "\nResult: "
+#: Put before a tool's output that starts with one of these words itself, so it is read as that call's output.
+RAN = "Ran as proposed." + _RESULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +198,17 @@ def with_result(note: str, output: str) -> str:
     return f"{note}{_RESULT}{output}"
 
 
+def as_output(text: str) -> str:
+    """A tool's output as the model reads it: as it is, or after :data:`RAN` when it starts like a note of
+    ours (or like :data:`RAN` itself), so :func:`chat_history` reads it back as the output of the call."""
+    return RAN + text if text.startswith((REFUSED, CHANGED, RAN)) else text
+
+
 def _ran(name: str, arguments: str, result: str) -> Call | None:
     """The call that ran, read from its proposal and its result text; None when it did not run."""
+    if result.startswith(RAN):
+        args, _ = parse_arguments(arguments)
+        return Call(name, args or {}, result[len(RAN) :])
     if result.startswith(REFUSED):
         return None
     if result.startswith(CHANGED):

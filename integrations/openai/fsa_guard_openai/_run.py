@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from fsa_guard import Action, Answer, ApprovalError, ApprovalQueue, Call, Decision, Guard
 
-from ._convert import REFUSED, ProposedCall, changed_note, parse_arguments, with_result
+from ._convert import REFUSED, ProposedCall, as_output, changed_note, parse_arguments, with_result
 from ._tools import Toolbox, Tools
 
 __all__ = [
@@ -205,7 +205,7 @@ def conclude(
     ok, value = yield ("run", (action.tool, dict(action.args)))
     yield ("report", (decision, ok, None if ok else f"{type(value).__name__}: {value}"))
     output = output_text(value) if ok else f"Error: the tool raised {type(value).__name__}: {value}"
-    content = output
+    content = as_output(output)
     if decision.outcome == "revise":
         content = with_result(changed_note(action.tool, action.args, decision.explain()), output)
     history.append(Call(action.tool, dict(action.args), output))

@@ -58,7 +58,15 @@ from agents.tool_guardrails import ToolInputGuardrailData
 
 from fsa_guard import Action, Answer, Call, Decision, Guard
 
-from ._convert import REFUSED, changed_note, parse_arguments, responses_history, responses_request, with_result
+from ._convert import (
+    REFUSED,
+    as_output,
+    changed_note,
+    parse_arguments,
+    responses_history,
+    responses_request,
+    with_result,
+)
 from ._run import output_text
 
 __all__ = ["AgentGuard", "ContextOf", "fsa_guard_input_guardrail", "guarded_function_tool"]
@@ -438,6 +446,7 @@ def _malformed(raw: str) -> str:
 
 def _with_note(decision: Decision, result: Any) -> Any:
     if decision.outcome != "revise":
-        return result
+        # text that starts like a note of ours must not be read back as one (other results start "{", "[", ...)
+        return as_output(result) if isinstance(result, str) else result
     action = decision.action
     return with_result(changed_note(action.tool, action.args, decision.explain()), output_text(result))
