@@ -448,6 +448,20 @@ def peers_section(p: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _step_rows(steps: Mapping[str, Any], over: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """One row per agent variant: its step p50 and p99, and its overhead over ``plain`` ("–" for plain)."""
+    return [
+        (
+            name,
+            s["p50_us"],
+            s["p99_us"],
+            "–" if name not in over else f"{over[name]['paired_us']:+.0f}",
+            "–" if name not in over else f"{over[name]['paired_pct']:.1f} %",
+        )
+        for name, s in steps.items()
+    ]
+
+
 def middleware_section(mw: Mapping[str, Any]) -> str:
     if "skipped" in mw:
         return f"## LangChain middleware overhead\n\nSkipped: {mw['skipped']}."
@@ -463,16 +477,7 @@ def middleware_section(mw: Mapping[str, Any]) -> str:
     ]
     oa = mw.get("openai")
     if oa:
-        rows = [
-            (
-                name,
-                s["p50_us"],
-                s["p99_us"],
-                "–" if name not in oa["overhead"] else f"{oa['overhead'][name]['paired_us']:+.0f}",
-                "–" if name not in oa["overhead"] else f"{oa['overhead'][name]['paired_pct']:.1f} %",
-            )
-            for name, s in oa["steps"].items()
-        ]
+        rows = _step_rows(oa["steps"], oa["overhead"])
         out += [
             "The model is `ChatOpenAI` (langchain-openai) with its HTTP mocked at the transport, as this project "
             "mocks a model everywhere else: an `httpx.MockTransport` answers at once with OpenAI's exact "
@@ -487,19 +492,7 @@ def middleware_section(mw: Mapping[str, Any]) -> str:
         "and no model: the worst case for the guard's share.",
         "",
     ]
-    rows = []
-    for name, s in steps.items():
-        o = over.get(name)
-        rows.append(
-            (
-                name,
-                s["p50_us"],
-                s["p99_us"],
-                "–" if o is None else f"{o['paired_us']:+.0f}",
-                "–" if o is None else f"{o['paired_pct']:.1f} %",
-            )
-        )
-    out.append(_table(["agent", "step p50 µs", "step p99 µs", "overhead µs", "overhead"], rows))
+    out.append(_table(["agent", "step p50 µs", "step p99 µs", "overhead µs", "overhead"], _step_rows(steps, over)))
     hot, inside = mw["decide_hot_loop"], mw["decide_inside_agent"]
     bd = mw.get("breakdown")
     if bd:
@@ -527,16 +520,7 @@ def middleware_section(mw: Mapping[str, Any]) -> str:
     ]
     aio = mw.get("async")
     if aio:
-        rows = [
-            (
-                name,
-                s["p50_us"],
-                s["p99_us"],
-                "–" if name not in aio["overhead"] else f"{aio['overhead'][name]['paired_us']:+.0f}",
-                "–" if name not in aio["overhead"] else f"{aio['overhead'][name]['paired_pct']:.1f} %",
-            )
-            for name, s in aio["steps"].items()
-        ]
+        rows = _step_rows(aio["steps"], aio["overhead"])
         out += [
             "",
             "The same step run with `ainvoke` (one event loop, variants taking turns every 5 steps). There the sync "
