@@ -394,7 +394,12 @@ class Guard:
         kind, payload = question
         if kind == "critique":  # n samples, one after another, all within the request's deadline
             request, n = payload
-            return True, [self._critique_once(request) for _ in range(n)]
+            replies: list[_Reply] = []
+            for _ in range(n):
+                replies.append(self._critique_once(request))
+                if not replies[-1][0]:
+                    break  # one failed sample fails the critique: asking the others would only cost
+            return True, replies
         try:
             if kind == "wait":
                 return True, self._queue().wait(*payload)
@@ -638,6 +643,12 @@ class Guard:
         if self.critic is None:
             return self._critic_failed(findings, CriticError(self._no_critic, kind="unavailable"), serves)
         values = self.spec.relevant_values(action.tool, verdict.critique_serves)
+        if not values:  # an empty values section would let any "allow" pass every check of the verdict
+            why = (
+                f"no active value is at stake for {action.tool} (the values the critique serves are missing or "
+                "not endorsed yet), so there is nothing to judge the call against"
+            )
+            return self._critic_failed(findings, CriticError(why, kind="unavailable"), serves)
         request = CritiqueRequest(
             action=action,
             values=values,
@@ -653,19 +664,18 @@ class Guard:
             spend.cached = True
         else:
             _, replies = yield ("critique", (request, settings.samples))
+            for _, answer in replies:  # every answer was paid for, whether it is used or not
+                tokens = getattr(answer, "tokens", None) if isinstance(answer, CritiqueVerdict | CriticError) else None
+                if isinstance(tokens, Mapping):
+                    spend.add(tokens)
             results: list[CritiqueVerdict] = []
             for ok, answer in replies:
                 if not ok:
-                    if isinstance(answer, CriticError):
-                        spend.add(answer.tokens)
                     return self._critic_failed(findings, answer, serves)
                 problem = check_verdict(request, answer) or self._revision_problem(action, answer)
                 if problem is not None:
-                    if isinstance(answer, CritiqueVerdict) and isinstance(answer.tokens, Mapping):
-                        spend.add(answer.tokens)
                     error = CriticError(f"the critic's verdict failed the checks: {problem}", kind="unverified")
                     return self._critic_failed(findings, error, serves)
-                spend.add(answer.tokens)
                 results.append(answer)
             if len({_gist(r) for r in results}) > 1:
                 said = ", ".join(r.verdict for r in results)

@@ -305,8 +305,14 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
+        if exc.status_code == 429:
+            # a spent quota or billing limit answers 429 too, and waiting does not refill it
+            return getattr(exc, "code", None) not in _NOT_A_RATE_LIMIT
+        return exc.status_code >= 500
     return False
+
+
+_NOT_A_RATE_LIMIT = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -166,6 +166,12 @@ RATE_LIMITED = api_error(
     "requests",
     "rate_limit_exceeded",
 )
+QUOTA_SPENT = api_error(
+    429,
+    "You exceeded your current quota, please check your plan and billing details.",
+    "insufficient_quota",
+    "insufficient_quota",
+)
 SERVER_ERROR = api_error(
     500, "The server had an error while processing your request. Sorry about that!", "server_error"
 )

@@ -170,6 +170,36 @@ def test_samples_that_disagree_escalate(make_guard, httpx2_mock, use_async):
     assert d.tokens["total"] == 3 * 955
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_every_answered_sample_is_counted_and_a_failed_one_ends_the_asking(make_guard, httpx2_mock, use_async):
+    route = httpx2_mock.post(COMPLETIONS)
+    route.side_effect = [
+        httpx.Response(200, json=completion(answer("deny", PAY_POLICIES, at_risk=("frugality#1",)))),
+        httpx.Response(401, json={"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}),
+        httpx.Response(200, json=completion(answer("allow", PAY_POLICIES))),
+    ]
+    d = (
+        asyncio.run(make_guard("  samples: 3\n").adecide(PAY))
+        if use_async
+        else make_guard("  samples: 3\n").decide(PAY)
+    )
+    assert d.outcome == "escalate" and d.finding_ids()[-1] == "critic-error"
+    # the sync path asks one after another and stops at the failure; the async one asked all three at once
+    assert route.call_count == (3 if use_async else 2)
+    assert d.tokens["total"] == (2 if use_async else 1) * 955  # each paid answer, used or not
+
+
+def test_a_critique_with_no_active_value_at_stake_fails_closed(tmp_path, httpx2_mock):
+    # no route: were the critic asked, the unmocked request would fail as critic-error
+    path = spec_with(tmp_path, "critic:\n  model: m\n  base_url: http://critic.test/v1\n")
+    text = path.read_text().replace("  - id: frugality\n", "  - id: frugality\n    endorsed: false\n")
+    path.write_text(text)
+    d = Guard(load_spec(path)).decide(PAY)
+    # with nothing to judge against, an "allow" would pass every check: the critic is not asked
+    assert d.outcome == "escalate" and d.finding_ids() == ["weigh-big-payments", "critic-unavailable"]
+    assert "no active value is at stake for pay" in d.findings[1].message
+
+
 def test_samples_that_agree_decide(make_guard, httpx2_mock):
     route = httpx2_mock.post(COMPLETIONS).respond(200, json=completion(answer("allow", PAY_POLICIES)))
     d = make_guard("  samples: 2\n").decide(PAY)

@@ -11,6 +11,7 @@ from critic_fakes import (
     COMPLETIONS,
     EMAIL_POLICIES,
     PAY_POLICIES,
+    QUOTA_SPENT,
     RATE_LIMITED,
     SERVER_ERROR,
     answer,
@@ -289,6 +290,15 @@ def test_a_timeout(make_guard, httpx2_mock, use_async):
     d = decide(make_guard(retries=1), EMAIL, use_async)
     assert d.outcome == "escalate" and d.finding_ids() == ["critic-timeout"]
     assert route.call_count == 2
+
+
+@both
+def test_a_spent_quota_is_not_retried(make_guard, httpx2_mock, use_async):
+    route = httpx2_mock.post(COMPLETIONS).respond(429, json=QUOTA_SPENT)
+    waits: list[float] = []
+    d = decide(make_guard(retries=3, waits=waits), EMAIL, use_async)
+    assert d.outcome == "escalate" and d.finding_ids() == ["critic-error"]
+    assert route.call_count == 1 and waits == [] and "exceeded your current quota" in d.findings[0].message
 
 
 def test_no_wait_starts_that_would_end_after_the_deadline(make_guard, httpx2_mock):

@@ -47,6 +47,8 @@ REFUSED = "Refused: "
 #: The first words of a result for a call the guard (or a person) changed before it ran.
 CHANGED = "Changed before it ran: "
 _RESULT = "\nResult: "
+#: After :data:`REFUSED`: the refusal of a call that reused the id of an earlier call of its turn.
+DUPLICATE_ID = "another call of this turn has the id "
 #: Put before a tool's output that starts with one of these words itself, so it is read as that call's output.
 RAN = "Ran as proposed." + _RESULT
 
@@ -143,7 +145,8 @@ def chat_history(messages: Sequence[Any]) -> list[Call]:
         elif role == "tool":
             waiting = proposed.get(str(field(message, "tool_call_id")))
             if waiting:
-                call = _ran(*waiting.popleft(), text_of(field(message, "content")))
+                text = text_of(field(message, "content"))
+                call = _ran(*_answered(waiting, text), text)
                 if call is not None:
                     history.append(call)
     return history
@@ -179,7 +182,8 @@ def responses_history(input: str | Sequence[Any]) -> list[Call]:
         elif kind == "function_call_output":
             waiting = proposed.get(str(field(item, "call_id")))
             if waiting:
-                ran = _ran(*waiting.popleft(), text_of(field(item, "output")))
+                text = text_of(field(item, "output"))
+                ran = _ran(*_answered(waiting, text), text)
                 if ran is not None:
                     history.append(ran)
     return history
@@ -202,6 +206,12 @@ def as_output(text: str) -> str:
     """A tool's output as the model reads it: as it is, or after :data:`RAN` when it starts like a note of
     ours (or like :data:`RAN` itself), so :func:`chat_history` reads it back as the output of the call."""
     return RAN + text if text.startswith((REFUSED, CHANGED, RAN)) else text
+
+
+def _answered(waiting: deque[tuple[str, str]], result: str) -> tuple[str, str]:
+    """The call a result answers among those waiting under its id: the oldest, except for the refusal of a
+    reused id, which the loop writes at once for the latest call (the earlier one may still wait for a person)."""
+    return waiting.pop() if result.startswith(REFUSED + DUPLICATE_ID) else waiting.popleft()
 
 
 def _ran(name: str, arguments: str, result: str) -> Call | None:

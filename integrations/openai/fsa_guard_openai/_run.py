@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from fsa_guard import Action, Answer, ApprovalError, ApprovalQueue, Call, Decision, Guard
 
-from ._convert import REFUSED, ProposedCall, as_output, changed_note, parse_arguments, with_result
+from ._convert import DUPLICATE_ID, REFUSED, ProposedCall, as_output, changed_note, parse_arguments, with_result
 from ._tools import Toolbox, Tools
 
 __all__ = [
@@ -171,7 +171,7 @@ def settle(
     ids: set[str] = set()
     for call in calls:
         if call.call_id in ids:  # an answer, a result or a resume could not tell the two apart
-            results.append(_refused(call, f"another call of this turn has the id {call.call_id!r}."))
+            results.append(_refused(call, f"{DUPLICATE_ID}{call.call_id!r}."))
             continue
         ids.add(call.call_id)
         if call.name not in toolbox:

@@ -15,6 +15,7 @@ from fsa_guard_openai import (
     ToolLoopResult,
     aguard_tool_calls,
     answer_tool_calls,
+    chat_history,
     chat_tools,
     guard_tool_calls,
     run_tool_loop,
@@ -87,8 +88,11 @@ def test_two_calls_of_one_turn_with_one_id_are_not_both_answered_by_one_answer(h
     assert [p.arguments for p in state.pending] == ['{"recipient": "landlord", "amount": 600.0}']
     refused = [r for r in state.results if r.status == "refused"]
     assert len(refused) == 1 and "another call of this turn has the id 'call_0'" in refused[0].content
-    state.resume({"call_0": "approve"}, by="alice")
+    done = state.resume({"call_0": "approve"}, by="alice")
     assert ledger.ran == [("send_money", {"recipient": "landlord", "amount": 600.0, "memo": ""})]
+    # read back, the conversation pairs the landlord's payment with its result (the refusal came first)
+    history = [(c.tool, dict(c.args), c.output) for c in chat_history(done.messages)]
+    assert history == [("send_money", {"recipient": "landlord", "amount": 600.0}, "sent 600 to landlord")]
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
