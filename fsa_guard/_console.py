@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 #: The colour each outcome is printed in.
 OUTCOME_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": "yellow"}
 
 
+# control characters but newline and tab: an escape sequence in an agent's args could move the cursor and
+# overwrite what the terminal shows (a DENY line redrawn as ALLOW)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def esc(text: str) -> str:
-    """``text`` with rich markup disabled (spec messages and args may contain '[')."""
-    return text.replace("[", "\\[")
+    """``text`` to print as it is: rich markup disabled (spec messages and args may contain '['), and control
+    characters shown as escapes (``\\x1b``) instead of acting on the terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text).replace("[", "\\[")

@@ -6,6 +6,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ class SQLiteFile:
         self._timeout = timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.conn()
         # Switching to WAL and creating the tables take the file's locks; when several processes open a new
@@ -39,15 +40,19 @@ class SQLiteFile:
                 time.sleep(random.uniform(0.005, 0.05))
 
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection, in autocommit mode: transactions are begun explicitly."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        """This thread's connection, in autocommit mode: transactions are begun explicitly. It is closed when
+        the thread ends (LangGraph, for one, runs each step on a thread of its own: kept open, they would use up
+        the process's file descriptors)."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
             conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            self._local.conn = conn
+            held = _Held(conn)
+            weakref.finalize(held, conn.close)  # the thread's locals go when it ends, and the connection with them
+            self._local.held = held
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._held.add(held)
+        return held.conn
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -65,7 +70,16 @@ class SQLiteFile:
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+            for held in list(self._held):
+                held.conn.close()
+            self._held.clear()
         self._local = threading.local()
+
+
+class _Held:
+    """A thread's connection, held by that thread's locals only."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn

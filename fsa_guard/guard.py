@@ -177,15 +177,19 @@ class Guard:
     ) -> None:
         self.spec = spec
         state_dir = state_dir or os.environ.get("FSA_GUARD_STATE_DIR") or None
-        store = store or os.environ.get("FSA_GUARD_STORE") or spec.resolved.storage.get("store")
+        # "is None", not falsiness: a store or sink of one's own may define __len__ and start empty
+        if store is None or store == "":
+            store = os.environ.get("FSA_GUARD_STORE") or spec.resolved.storage.get("store")
         if store is None:
             store = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'state.db'}" if state_dir else "memory://"
-        if audit is not False:  # False: no audit trail, whatever the environment or the spec say
-            audit = audit or os.environ.get("FSA_GUARD_AUDIT") or spec.resolved.storage.get("audit")
+        if audit is None or audit == "":  # False: no audit trail, whatever the environment or the spec say
+            audit = os.environ.get("FSA_GUARD_AUDIT") or spec.resolved.storage.get("audit")
         if audit is None and state_dir:
             audit = f"sqlite:///{Path(state_dir).expanduser().resolve() / 'audit.db'}"
         self.store: Store = open_store(store) if isinstance(store, str) else store
-        self.audit: AuditSink | None = open_audit(audit) if isinstance(audit, str) else (audit or None)
+        self.audit: AuditSink | None = (
+            open_audit(audit) if isinstance(audit, str) else None if audit is None or audit is False else audit
+        )
         self.critic_settings = CriticPolicy.of(spec)
         self._no_critic = (
             "no critic is configured: set critic.model in the spec (with OPENAI_API_KEY set, or critic.base_url "

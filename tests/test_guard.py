@@ -859,7 +859,10 @@ norms:
 def test_malformed_replies_of_critic_and_approver_escalate(make_guard):
     from fsa_guard.testing import ScriptedCritic
 
-    body = "norms:\n  - id: judge\n    tools: [t]\n    effect: critique\n"
+    body = (
+        "values:\n  - {id: care, title: Care, attends_to: [CARE in each call], tools: [t]}\n"
+        "norms:\n  - id: judge\n    tools: [t]\n    effect: critique\n    serves: [care]\n"
+    )
     for bad in (
         CritiqueVerdict("revise", "x", revised_args=[1, 2]),  # type: ignore[arg-type]
         CritiqueVerdict("allow", "x", tokens=None),  # type: ignore[arg-type]

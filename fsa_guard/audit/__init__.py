@@ -10,6 +10,7 @@ from .base import AuditReader, AuditSink
 
 __all__ = ["AuditReader", "AuditSink", "open_audit"]
 
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 AUDIT_SCHEMES = "memory://, sqlite:///path/to/audit.db, jsonl:///path/to/audit.jsonl or postgresql://host/db"
 
 
@@ -33,7 +34,10 @@ def open_audit(url: str, base: str | Path | None = None) -> AuditSink:
         if scheme == "jsonl":
             from .jsonl import JSONLAuditSink
 
-            return JSONLAuditSink(sqlite_path(url, base), stream=stream)
+            fsync = query(url).get("fsync", "0").lower()
+            if fsync not in _FLAGS:
+                raise ValueError(f"?fsync={fsync!r}: write 1 (sync every record to disk) or 0")
+            return JSONLAuditSink(sqlite_path(url, base), stream=stream, fsync=_FLAGS[fsync])
         if scheme in ("postgresql", "postgres"):
             from .postgres import PostgresAuditSink
 

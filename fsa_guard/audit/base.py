@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["GENESIS", "AuditReader", "AuditSink", "ChainReport", "canonical", "check_chain", "seal", "verify_sink"]
+__all__ = [
+    "GENESIS",
+    "AuditReader",
+    "AuditSink",
+    "ChainReport",
+    "Unreadable",
+    "canonical",
+    "check_chain",
+    "checked_row",
+    "parse_record",
+    "seal",
+    "verify_sink",
+]
 
 #: The ``prev`` of a stream's first record.
 GENESIS = "0" * 64
@@ -54,13 +67,67 @@ class AuditReader(Protocol):
 
 
 def verify_sink(sink: AuditReader) -> list[ChainReport]:
-    """Check every stream of ``sink``."""
-    return [check_chain(stream, sink.read(stream), sink.head(stream)) for stream in sink.streams()]
+    """Check every stream of ``sink``. A sink with a ``chain(stream)`` method (those of this package) hands
+    over a stream's records and head as one snapshot, so a trail being written while it is checked verifies."""
+    chain = getattr(sink, "chain", None)
+    reports = []
+    for stream in sink.streams():
+        if chain is None:
+            reports.append(check_chain(stream, sink.read(stream), sink.head(stream)))
+            continue
+        records, head = chain(stream)
+        if head is None and records:
+            head = (0, "")  # these sinks keep a head for every stream they write to: it was removed
+        reports.append(check_chain(stream, records, head))
+    return reports
+
+
+class Unreadable(str):
+    """A stored record that is not one, with why (``check_chain`` reports it)."""
+
+    reason: str = "not a JSON object"
+
+    def __new__(cls, text: str, reason: str = "not a JSON object") -> Unreadable:
+        made = super().__new__(cls, text)
+        made.reason = reason
+        return made
+
+
+def parse_record(text: str | bytes) -> Any:
+    """A stored record parsed, or :class:`Unreadable`: a key given twice (it would hide what the hash covers
+    behind a value that shows), nesting too deep, or text that is not JSON."""
+    from .._json import loads
+
+    try:
+        return loads(text if isinstance(text, str) else text.decode("utf-8", "replace"))
+    except ValueError as exc:
+        shown = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        return Unreadable(shown, f"not a JSON record: {exc}")
+
+
+def checked_row(text: str, columns: Iterable[Any], column: Callable[[Any], Any] = lambda v: v) -> Any:
+    """A database row's record, or :class:`Unreadable` when its ``time``, ``outcome`` and ``tool`` columns (as
+    ``column`` stores a value) differ from the record: an edited column shows in every query, not in the chain."""
+    record = parse_record(text)
+    if isinstance(record, Mapping):
+        proposed = record.get("proposed")
+        tool = proposed.get("tool") if isinstance(proposed, Mapping) else None
+        if tuple(columns) != tuple(map(column, (record.get("time"), record.get("outcome"), tool))):
+            return Unreadable(text, "its time, outcome or tool column and its record differ (one of them was changed)")
+    return record
+
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
-    """The bytes a record's hash is taken over: sorted keys, no spaces, UTF-8."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    """The bytes a record's hash is taken over: sorted keys, no spaces, UTF-8. A lone surrogate (a file name
+    read with ``surrogateescape``) is written as its ``\\uXXXX`` escape, which reads back as the same text."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
 def seal(record: Mapping[str, Any], stream: str, seq: int, prev: str) -> dict[str, Any]:
@@ -92,7 +159,7 @@ def check_chain(stream: str, records: Iterable[Mapping[str, Any]], head: tuple[i
     prev, n = GENESIS, 0
     for n, record in enumerate(records, start=1):
         if not isinstance(record, Mapping):
-            return ChainReport(stream, False, n, n, "not a JSON object")
+            return ChainReport(stream, False, n, n, getattr(record, "reason", "not a JSON object"))
         if record.get("stream") != stream:
             return ChainReport(stream, False, n, n, f"belongs to stream {record.get('stream')!r}")
         if record.get("seq") != n:
@@ -118,17 +185,14 @@ def matches(record: Mapping[str, Any], outcome: str | None, tool: str | None, si
     """Whether a decision record passes ``audit show`` filters (``since`` is an ISO time, compared as text)."""
     if outcome is not None and record.get("outcome") != outcome:
         return False
-    if tool is not None and (record.get("proposed") or {}).get("tool") != tool:
+    proposed = record.get("proposed")
+    if tool is not None and (proposed.get("tool") if isinstance(proposed, Mapping) else None) != tool:
         return False
     return not (since is not None and str(record.get("time", "")) < since)
 
 
 def iter_lines(lines: Iterable[str]) -> Iterator[Any]:
-    """Parse JSON lines; a line that is not JSON yields its text (reported as bad by :func:`check_chain`)."""
+    """Parse JSON lines; a line that is not a record yields :class:`Unreadable` (reported by :func:`check_chain`)."""
     for line in lines:
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except ValueError:
-            yield line
+        if line.strip():
+            yield parse_record(line)

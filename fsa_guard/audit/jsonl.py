@@ -4,7 +4,9 @@ Writers on one machine take an exclusive ``flock`` on the file, find their strea
 and append the next one with a single ``write``, so several processes keep one valid chain and a killed
 writer leaves whole lines. The stream heads are kept beside the file (``<file>.head``), so records cut off
 the end show; the head is moved after the record is written, so a writer killed between the two leaves a
-head one record behind, which :meth:`JSONLAuditSink.head` accepts when that record follows it.
+head one record behind, which :meth:`JSONLAuditSink.head` accepts when that record follows it. A write that
+fails part-way (a full disk) is cut off again, and a line a killed writer left unfinished is cut off by the
+next writer, so neither breaks the chain that follows.
 ``?fsync=1`` also syncs every record to disk (survives power loss, at the cost of a disk flush per decision).
 """
 
@@ -14,12 +16,12 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import AuditError
-from .base import GENESIS, canonical, iter_lines, seal
+from .base import GENESIS, canonical, iter_lines, parse_record, seal
 
 __all__ = ["JSONLAuditSink"]
 
@@ -30,7 +32,8 @@ class JSONLAuditSink:
     """Hash-chained records, one JSON object per line."""
 
     def __init__(self, path: str | Path, stream: str = "default", fsync: bool = False) -> None:
-        self.path = Path(path)
+        # resolved: the same file reached through a link keeps one head file, not one per path
+        self.path = Path(path).resolve()
         self.head_path = self.path.with_name(self.path.name + ".head")
         self.stream = stream
         self.fsync = fsync
@@ -46,24 +49,37 @@ class JSONLAuditSink:
         try:
             with self._lock, open(self.path, "ab+") as f:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
-                seq, prev, torn = self._tail(f)
+                seq, prev, end = self._tail(f)
                 sealed = seal(record, self.stream, seq + 1, prev)
                 line = canonical(sealed) + b"\n"
-                _write_all(f.fileno(), (b"\n" if torn else b"") + line)
-                if self.fsync:
-                    os.fsync(f.fileno())
+                try:
+                    _write_all(f.fileno(), line)
+                    if self.fsync:
+                        os.fsync(f.fileno())
+                except BaseException:
+                    os.ftruncate(f.fileno(), end)  # no part of a record that was not written stays behind
+                    raise
                 self._set_head(seq + 1, sealed["hash"])
         except (OSError, TypeError, ValueError) as exc:
             raise AuditError(f"cannot write to the JSONL audit trail {str(self.path)!r}: {exc}") from exc
         return f"{self.stream}:{seq + 1}"
 
-    def _tail(self, f: Any) -> tuple[int, str, bool]:
-        """This stream's last seq and hash, read backwards from the end; and whether the last line is torn."""
+    def _tail(self, f: Any) -> tuple[int, str, int]:
+        """This stream's last seq and hash, read backwards from the end, and where the next record goes. An
+        unfinished last line (a writer killed mid-write) is cut off, or ended when it holds a whole record."""
         end = f.seek(0, os.SEEK_END)
         if end == 0:
-            return 0, GENESIS, False
+            return 0, GENESIS, 0
         f.seek(end - 1)
-        torn = f.read(1) != b"\n"
+        if f.read(1) != b"\n":
+            start = _line_start(f, end)
+            f.seek(start)
+            if isinstance(parse_record(f.read(end - start)), dict):
+                _write_all(f.fileno(), b"\n")  # the record is whole; only its newline is missing
+                end += 1
+            else:
+                os.ftruncate(f.fileno(), start)
+                end = start
         pos, partial = end, b""
         while pos > 0:
             size = min(_CHUNK, pos)
@@ -74,8 +90,8 @@ class JSONLAuditSink:
             for raw in reversed(lines):
                 found = _sealed_of(raw, self.stream)
                 if found is not None:
-                    return found[0], found[1], torn
-        return 0, GENESIS, torn
+                    return found[0], found[1], end
+        return 0, GENESIS, end
 
     def _heads(self) -> dict[str, list[Any]]:
         try:
@@ -114,14 +130,35 @@ class JSONLAuditSink:
 
     def head(self, stream: str) -> tuple[int, str] | None:
         """The stream's head; one a single record behind is moved on when that record follows it (see above)."""
+        return self._head(stream, self.read(stream))
+
+    def chain(self, stream: str) -> tuple[list[Any], tuple[int, str] | None]:
+        """The stream's records and head, read while holding the file's lock shared, so no writer appends in
+        between (a trail being written verifies)."""
+        try:
+            with open(self.path, "rb") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+                records = list(self.read(stream))
+                return records, self._head(stream, records)
+        except OSError as exc:
+            raise AuditError(f"cannot read the JSONL audit trail {str(self.path)!r}: {exc}") from exc
+
+    def _head(self, stream: str, records: Iterable[Any]) -> tuple[int, str] | None:
         heads = self._heads()
+        if "" in heads:
+            return (0, "")  # the head file cannot be read: no stream can be checked against it
         if stream not in heads:
-            return None if not heads else (0, "")  # heads kept but not this stream's: it cannot be checked
-        value = heads[stream]
-        if not (isinstance(value, list) and len(value) == 2):
-            return (0, "")
-        seq, digest = int(value[0]), str(value[1])
-        for r in self.read(stream):
+            if not self.head_path.exists() and not any(True for _ in self._all()):
+                return None  # nothing written yet
+            # no head for a stream that has records: the head file was removed (records cut off the end would
+            # not show), or a writer was killed between a new stream's first record and its head
+            seq, digest = 0, GENESIS
+        else:
+            value = heads[stream]
+            if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int):
+                return (0, "")  # a head that is not [seq, hash] cannot match
+            seq, digest = value[0], str(value[1])
+        for r in records:
             if isinstance(r, Mapping) and r.get("seq") == seq + 1 and r.get("prev") == digest:
                 return seq + 1, str(r.get("hash"))
         return seq, digest
@@ -140,6 +177,20 @@ def _sealed_of(raw: bytes, stream: str) -> tuple[int, str] | None:
     if isinstance(r, dict) and r.get("stream") == stream and isinstance(r.get("seq"), int):
         return int(r["seq"]), str(r.get("hash"))
     return None
+
+
+def _line_start(f: Any, end: int) -> int:
+    """Where the line that ends at ``end`` starts (just after the newline before it)."""
+    pos = end
+    while pos > 0:
+        size = min(_CHUNK, pos)
+        f.seek(pos - size)
+        chunk: bytes = f.read(size)
+        found = chunk.rfind(b"\n")
+        if found >= 0:
+            return pos - size + found + 1
+        pos -= size
+    return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:

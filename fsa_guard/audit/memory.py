@@ -40,3 +40,8 @@ class MemoryAuditSink:
     def head(self, stream: str) -> tuple[int, str] | None:
         """See :class:`~fsa_guard.audit.base.AuditReader`."""
         return self._heads.get(stream)
+
+    def chain(self, stream: str) -> tuple[list[Any], tuple[int, str] | None]:
+        """The stream's records and head as one snapshot (see :func:`~fsa_guard.audit.base.verify_sink`)."""
+        with self._lock:
+            return list(self.read(stream)), self.head(stream)

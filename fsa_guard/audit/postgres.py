@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -22,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import AuditError
-from .base import GENESIS, canonical, seal
+from .base import GENESIS, canonical, checked_row, seal
 
 __all__ = ["PostgresAuditSink"]
 
@@ -85,7 +84,9 @@ class PostgresAuditSink:
         self._select_streams = sql.SQL("SELECT stream FROM {} UNION SELECT stream FROM {} ORDER BY 1").format(
             records, heads
         )
-        self._select_records = sql.SQL("SELECT record FROM {} WHERE stream = %s ORDER BY seq").format(records)
+        self._select_records = sql.SQL(
+            "SELECT record, time, outcome, tool FROM {} WHERE stream = %s ORDER BY seq"
+        ).format(records)
         self._select_head = sql.SQL("SELECT seq, hash FROM {} WHERE stream = %s").format(heads)
 
     def write(self, record: Mapping[str, Any]) -> str:
@@ -122,16 +123,31 @@ class PostgresAuditSink:
 
     def read(self, stream: str) -> Iterator[Any]:
         """See :class:`~fsa_guard.audit.base.AuditReader`. Rows come in ``seq`` order."""
-        for (text,) in self._fetch(self._select_records, (stream,)):
-            try:
-                yield json.loads(text)
-            except ValueError:
-                yield text
+        yield from self._records(self._fetch(self._select_records, (stream,)))
 
     def head(self, stream: str) -> tuple[int, str] | None:
         """See :class:`~fsa_guard.audit.base.AuditReader`."""
         rows = self._fetch(self._select_head, (stream,))
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def chain(self, stream: str) -> tuple[list[Any], tuple[int, str] | None]:
+        """The stream's records and head read in one REPEATABLE READ transaction: one snapshot, so writers
+        committing meanwhile do not make a sound trail look broken."""
+        with self._lock:
+            try:
+                conn = self._connect()
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    rows = conn.execute(self._select_records, (stream,)).fetchall()
+                    heads = conn.execute(self._select_head, (stream,)).fetchall()
+            except psycopg.Error as exc:
+                self._drop()
+                raise AuditError(f"cannot read the PostgreSQL audit trail {self._where()}: {exc}") from exc
+        return self._records(rows), ((int(heads[0][0]), str(heads[0][1])) if heads else None)
+
+    @staticmethod
+    def _records(rows: list[tuple[Any, ...]]) -> list[Any]:
+        return [checked_row(text, columns, _text) for text, *columns in rows]
 
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""

@@ -6,7 +6,6 @@ moves the head, so concurrent writers on one machine keep one valid chain and a 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from .._sqlite import SQLiteFile
 from ..errors import AuditError
-from .base import GENESIS, canonical, seal
+from .base import GENESIS, canonical, checked_row, seal
 
 __all__ = ["SQLiteAuditSink"]
 
@@ -72,16 +71,29 @@ class SQLiteAuditSink:
 
     def read(self, stream: str) -> Iterator[Any]:
         """See :class:`~fsa_guard.audit.base.AuditReader`. Rows come in ``seq`` order."""
-        for (text,) in self._read("SELECT record FROM audit_records WHERE stream = ? ORDER BY seq", (stream,)):
-            try:
-                yield json.loads(text)
-            except ValueError:
-                yield text
+        yield from self._records(stream)
 
     def head(self, stream: str) -> tuple[int, str] | None:
         """See :class:`~fsa_guard.audit.base.AuditReader`."""
-        rows = self._read("SELECT seq, hash FROM audit_heads WHERE stream = ?", (stream,))
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return _head(self._read("SELECT seq, hash FROM audit_heads WHERE stream = ?", (stream,)))
+
+    def chain(self, stream: str) -> tuple[list[Any], tuple[int, str] | None]:
+        """The stream's records and head read in one transaction, so a writer cannot slip in between."""
+        try:
+            conn = self._db.conn()
+            conn.execute("BEGIN")
+            try:
+                records = self._records(stream)
+                head = self.head(stream)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise AuditError(f"cannot read the SQLite audit trail {str(self.path)!r}: {exc}") from exc
+        return records, head
+
+    def _records(self, stream: str) -> list[Any]:
+        sql = "SELECT record, time, outcome, tool FROM audit_records WHERE stream = ? ORDER BY seq"
+        return [checked_row(text, columns) for text, *columns in self._read(sql, (stream,))]
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
@@ -92,3 +104,10 @@ class SQLiteAuditSink:
     def close(self) -> None:
         """Close every thread's connection."""
         self._db.close()
+
+
+def _head(rows: list[Any]) -> tuple[int, str] | None:
+    if not rows:
+        return None
+    seq, digest = rows[0]
+    return (seq, str(digest)) if isinstance(seq, int) else (0, "")  # a head that is not a number cannot match

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from .._console import OUTCOME_COLOR, esc
 from ..audit import open_audit
 from ..audit.base import AuditReader, matches, verify_sink
 from ..errors import AuditError
-from ..store import query
+from ..store import query, sqlite_path
 from ._app import (
     EXIT_DENY,
     EXIT_OK,
@@ -37,13 +39,29 @@ UrlArg = Annotated[
 
 
 def _open_reader(url: str) -> AuditReader:
+    _existing(url, "audit trail")
+    if url.split("://", 1)[0].lower() == "sqlite":
+        _refuse_other_sqlite(url)
     try:
-        sink = open_audit(_existing(url, "audit trail"))
+        sink = open_audit(url)
     except AuditError as exc:
         raise _fail_input(str(exc)) from None
     if not isinstance(sink, AuditReader):
         raise _fail_input(f"{url!r} cannot be read back")
     return sink
+
+
+def _refuse_other_sqlite(url: str) -> None:
+    """Opening a sink creates its tables: a mistyped path to another SQLite file (``state.db``) must be refused,
+    not given empty audit tables and reported as a trail with no records."""
+    path = sqlite_path(url)
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_records'").fetchone()
+    except sqlite3.Error as exc:
+        raise _fail_input(f"cannot read {path} as an SQLite audit trail: {exc}") from None
+    if found is None and path.stat().st_size > 0:
+        raise _fail_input(f"{path} is an SQLite file but not an audit trail (it has no audit_records table)")
 
 
 def _streams(sink: AuditReader, url: str) -> list[str]:
@@ -55,10 +73,20 @@ def _streams(sink: AuditReader, url: str) -> list[str]:
 
 
 def _records(sink: AuditReader, url: str) -> list[Any]:
+    """Every chosen stream's records, merged in time order (then stream and seq): "the latest" of several streams
+    are the latest written, not the end of the last stream."""
     try:
-        return [r for stream in _streams(sink, url) for r in sink.read(stream)]
+        records = [r for stream in _streams(sink, url) for r in sink.read(stream)]
     except AuditError as exc:
         raise _fail_input(str(exc)) from None
+    return sorted(records, key=_when)
+
+
+def _when(record: Any) -> tuple[str, str, int]:
+    if not isinstance(record, dict):
+        return ("", "", 0)  # unreadable ones first, where they are seen
+    seq = record.get("seq")
+    return (str(record.get("time", "")), str(record.get("stream", "")), seq if isinstance(seq, int) else 0)
 
 
 @audit_app.command("verify")
@@ -84,7 +112,7 @@ def _print_records(records: list[Any], as_json: bool) -> None:
         if not isinstance(r, dict):
             out.print(f"[red]unreadable record[/red] {esc(str(r)[:200])}", markup=True)
             continue
-        where = f"{r.get('stream')}:{r.get('seq')}"
+        where = esc(f"{r.get('stream')}:{r.get('seq')}")
         if r.get("kind") == "answer":
             note = f" — {r.get('note')}" if r.get("note") else ""
             out.print(
@@ -104,11 +132,13 @@ def _print_records(records: list[Any], as_json: bool) -> None:
             continue
         outcome = str(r.get("outcome", "?"))
         color = OUTCOME_COLOR.get(outcome, "white")
-        tool = (r.get("proposed") or {}).get("tool", "?")
-        ids = ", ".join(f.get("id", "?") for f in r.get("findings", []) if isinstance(f, dict))
+        proposed, findings = r.get("proposed"), r.get("findings")
+        tool = proposed.get("tool", "?") if isinstance(proposed, dict) else "?"
+        found = findings if isinstance(findings, list) else []
+        ids = ", ".join(str(f.get("id", "?")) for f in found if isinstance(f, dict))
         out.print(
-            f"[dim]{where} {esc(str(r.get('time')))}[/dim]  [bold {color}]{outcome.upper()}[/] {esc(str(tool))}"
-            + (f"  [dim]{esc(ids)}[/dim]" if ids else ""),
+            f"[dim]{esc(where)} {esc(str(r.get('time')))}[/dim]  [bold {color}]{esc(outcome.upper())}[/] "
+            f"{esc(str(tool))}" + (f"  [dim]{esc(ids)}[/dim]" if ids else ""),
             markup=True,
         )
 
@@ -125,7 +155,8 @@ def audit_show(
     """List decisions (and reported outcomes), oldest first."""
     if since is not None:
         try:
-            since = datetime.fromisoformat(since).astimezone(UTC).isoformat() if "T" in since or "-" in since else since
+            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            since = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
         except ValueError:
             raise _fail_input(f"--since {since!r} is not an ISO time such as 2026-03-02T10:00:00Z") from None
     wanted_decisions = outcome is not None or tool is not None
@@ -150,12 +181,16 @@ def audit_tail(
     sink = _open_reader(url)
     records = _records(sink, url)
     _print_records(records[-lines:] if lines else [], as_json)
-    seen = len(records)
+    seen = {_key(r) for r in records}  # a new record may land in any stream, not only after the last one read
     try:
         while follow:
             time.sleep(interval)
-            records = _records(sink, url)
-            _print_records(records[seen:], as_json)
-            seen = len(records)
+            new = [r for r in _records(sink, url) if _key(r) not in seen]
+            _print_records(new, as_json)
+            seen.update(_key(r) for r in new)
     except KeyboardInterrupt:
         pass
+
+
+def _key(record: Any) -> str:
+    return repr((record.get("stream"), record.get("seq"))) if isinstance(record, dict) else str(record)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fsa_guard import Action, Guard, load_spec, open_audit
+from fsa_guard import Action, AuditError, Guard, load_spec, open_audit
 from fsa_guard.audit.base import GENESIS, verify_sink
 from fsa_guard.cli import app
 
@@ -201,3 +201,157 @@ def test_an_audit_sink_that_cannot_write_denies_and_releases_the_budget(tmp_path
     assert "could not be recorded" in d.findings[-1].message
     trail.rmdir()
     assert guard.decide(Action("pay", {"amount": 5.0})).outcome == "allow"  # and it recovers by itself
+
+
+# -- damage a trail survives, damage it shows ----------------------------------------------------------------
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_jsonl_an_unfinished_line_is_cut_off_and_a_whole_record_kept(tmp_path: Path, spec) -> None:
+    path = tmp_path / "trail.jsonl"
+    guard = Guard(spec, audit=f"jsonl:///{path}")
+    _fill(guard, 3)
+    whole = _lines(path)
+    with open(path, "ab") as f:  # a writer killed mid-write (or a write cut short by a full disk)
+        f.write(b'{"stream":"default","seq":99,"outc')
+    guard.decide(Action("pay", {"amount": 1.0}))
+    assert _lines(path)[: len(whole)] == whole and len(_lines(path)) == len(whole) + 1
+    assert all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
+    # a record written whole but for its newline is kept, and the next one goes on the line after it
+    text = path.read_bytes()
+    path.write_bytes(text[:-1])
+    guard.decide(Action("pay", {"amount": 2.0}))
+    assert path.read_bytes().startswith(text) and all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
+
+
+def test_jsonl_fsync_in_the_url_is_honoured_and_checked(tmp_path: Path) -> None:
+    assert open_audit(f"jsonl:///{tmp_path}/a.jsonl?fsync=1").fsync is True  # type: ignore[attr-defined]
+    assert open_audit(f"jsonl:///{tmp_path}/a.jsonl").fsync is False  # type: ignore[attr-defined]
+    with pytest.raises(AuditError, match=r"\?fsync='often': write 1"):
+        open_audit(f"jsonl:///{tmp_path}/a.jsonl?fsync=often")
+
+
+def test_jsonl_a_key_given_twice_in_a_line_is_tampering(tmp_path: Path, spec) -> None:
+    # json.loads keeps the last value, so the hash would still match while grep and jq see the first
+    path = tmp_path / "trail.jsonl"
+    _fill(Guard(spec, audit=f"jsonl:///{path}"), 3)
+    lines = _lines(path)
+    lines[2] = '{"outcome":"allow",' + lines[2][1:]
+    path.write_text("\n".join(lines) + "\n")
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert (report.ok, report.bad_seq) == (False, 3) and 'key "outcome" is given twice' in report.reason
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "jsonl"])
+def test_records_cut_off_with_their_head_removed_still_show(tmp_path: Path, spec, scheme: str) -> None:
+    url = f"{scheme}:///{tmp_path}/trail.{scheme}"
+    _fill(Guard(spec, audit=url), 6)
+    if scheme == "jsonl":
+        path = tmp_path / "trail.jsonl"
+        path.write_text("\n".join(_lines(path)[:3]) + "\n")
+        (tmp_path / "trail.jsonl.head").unlink()
+    else:
+        db = sqlite3.connect(tmp_path / "trail.sqlite")
+        db.execute("DELETE FROM audit_records WHERE seq > 3")
+        db.execute("DELETE FROM audit_heads")
+        db.commit()
+        db.close()
+    [report] = verify_sink(open_audit(url))
+    assert not report.ok and "head" in report.reason
+
+
+def test_jsonl_a_writer_killed_before_a_new_streams_first_head_leaves_a_sound_trail(tmp_path: Path, spec) -> None:
+    path = tmp_path / "trail.jsonl"
+    _fill(Guard(spec, audit=f"jsonl:///{path}"), 2)
+    heads = (tmp_path / "trail.jsonl.head").read_text()
+    Guard(spec, audit=f"jsonl:///{path}?stream=other").decide(Action("pay", {"amount": 1.0}))
+    (tmp_path / "trail.jsonl.head").write_text(heads)  # as if killed between the record and its head
+    assert all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
+
+
+def test_jsonl_one_file_through_a_link_keeps_one_head(tmp_path: Path, spec) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    _fill(Guard(spec, audit=f"jsonl:///{tmp_path}/real/trail.jsonl"), 2)
+    _fill(Guard(spec, audit=f"jsonl:///{tmp_path}/link/trail.jsonl"), 2)
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["trail.jsonl", "trail.jsonl.head"]
+    assert all(r.ok for r in verify_sink(open_audit(f"jsonl:///{tmp_path}/real/trail.jsonl")))
+
+
+def test_sqlite_a_query_column_changed_apart_from_its_record_shows(tmp_path: Path, spec) -> None:
+    _fill(Guard(spec, audit=f"sqlite:///{tmp_path}/trail.db"), 3)
+    db = sqlite3.connect(tmp_path / "trail.db")
+    [(seq,)] = db.execute("SELECT seq FROM audit_records WHERE outcome = 'deny'").fetchall()
+    db.execute("UPDATE audit_records SET outcome = 'allow' WHERE seq = ?", (seq,))  # what a query would show
+    db.commit()
+    [report] = verify_sink(open_audit(f"sqlite:///{tmp_path}/trail.db"))
+    assert (report.ok, report.bad_seq) == (False, seq) and "column and its record differ" in report.reason
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "jsonl"])
+def test_a_trail_being_written_verifies(tmp_path: Path, spec, scheme: str) -> None:
+    import threading
+
+    url = f"{scheme}:///{tmp_path}/trail.{scheme}"
+    guard = Guard(spec, audit=url)
+    done = threading.Event()
+
+    def write() -> None:
+        while not done.is_set():
+            guard.decide(Action("pay", {"amount": 1.0}))
+
+    writers = [threading.Thread(target=write) for _ in range(2)]
+    for w in writers:
+        w.start()
+    try:
+        reader = open_audit(url)
+        reports = [r for _ in range(40) for r in verify_sink(reader)]  # type: ignore[arg-type]
+    finally:
+        done.set()
+        for w in writers:
+            w.join()
+    assert all(r.ok for r in reports), [str(r) for r in reports if not r.ok][:1]
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "jsonl", "memory"])
+def test_a_file_name_that_is_not_valid_utf8_is_recorded_as_it_was(tmp_path: Path, spec, scheme: str) -> None:
+    url = "memory://" if scheme == "memory" else f"{scheme}:///{tmp_path}/trail.{scheme}"
+    sink = open_audit(url)
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")  # as os.listdir gives it
+    d = Guard(spec, audit=sink).decide(Action("delete", {"path": name}))
+    assert d.record_id == "default:1"
+    [record] = list(sink.read("default"))  # type: ignore[attr-defined]
+    assert record["proposed"]["args"]["path"] == name and all(r.ok for r in verify_sink(sink))  # type: ignore[arg-type]
+
+
+def test_cli_audit_merges_streams_in_time_and_shows_control_characters(tmp_path: Path, spec) -> None:
+    path = tmp_path / "trail.jsonl"
+    times = iter(f"2026-03-01T0{h}:00:00+00:00" for h in range(10))
+    for stream in ("a", "b", "a"):
+        sink = open_audit(f"jsonl:///{path}?stream={stream}")
+        record = {"kind": "decision", "time": next(times), "outcome": "deny", "proposed": {"tool": f"t-{stream}"}}
+        sink.write(record)
+    open_audit(f"jsonl:///{path}?stream=b").write(
+        {"kind": "report", "time": next(times), "tool": "wire", "ok": False, "error": "x\x1b[1A\x1b[2Kfake ALLOW"}
+    )
+    runner = CliRunner()
+    tail = runner.invoke(app, ["audit", "tail", f"jsonl:///{path}", "-n", "2", "--json"])
+    assert [(r["stream"], r["seq"]) for r in map(json.loads, tail.output.splitlines())] == [("a", 2), ("b", 2)]
+    shown = runner.invoke(app, ["audit", "show", f"jsonl:///{path}"])
+    assert "\x1b[1A" not in shown.output and "\\x1b[1A" in shown.output
+    since = runner.invoke(app, ["audit", "show", f"jsonl:///{path}", "--since", "2026-03-01T02:00", "--json"])
+    assert [json.loads(x)["time"][:13] for x in since.output.splitlines()] == ["2026-03-01T02", "2026-03-01T03"]
+
+
+def test_cli_audit_verify_refuses_an_sqlite_file_that_is_not_a_trail(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("CREATE TABLE spend (id TEXT)")
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(app, ["audit", "verify", f"sqlite:///{tmp_path}/state.db"])
+    assert result.exit_code == 2 and "not an audit trail" in result.output
+    tables = sqlite3.connect(tmp_path / "state.db").execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("spend",)]

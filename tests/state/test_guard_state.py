@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from fsa_guard import Action, Decision, Guard, SpecError, StoreError, load_spec, open_store, verify_sink
+from fsa_guard import (
+    Action,
+    Decision,
+    Guard,
+    MemoryAuditSink,
+    SpecError,
+    StoreError,
+    load_spec,
+    open_store,
+    verify_sink,
+)
 from fsa_guard.audit.jsonl import JSONLAuditSink
 from fsa_guard.audit.sqlite import SQLiteAuditSink
 from fsa_guard.store.memory import MemoryStore
@@ -337,3 +347,50 @@ def test_reservations_must_hold_for_some_time(tmp_path: Path, ttl: float) -> Non
     (tmp_path / "s.yaml").write_text(SPEND)
     with pytest.raises(ValueError, match="reservation_ttl must be a finite number of seconds above 0"):
         Guard.from_files(tmp_path / "s.yaml", reservation_ttl=ttl)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_threads_that_come_and_go_do_not_keep_sqlite_connections_open(tmp_path: Path) -> None:
+    # LangGraph runs each step on a thread of its own: one connection kept per finished thread would use up
+    # the process's file descriptors, and every decision would then be denied
+    import threading
+
+    (tmp_path / "s.yaml").write_text(SPEND)
+    guard = Guard.from_files(tmp_path / "s.yaml", state_dir=tmp_path / "state")
+    outcomes: list[str] = []
+
+    def step() -> None:
+        outcomes.append(guard.decide(Action("pay", {"amount": 0.01, "to": "x"})).outcome)
+
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    for _ in range(5):
+        step()
+    before = open_files()
+    for _ in range(200):
+        thread = threading.Thread(target=step)
+        thread.start()
+        thread.join()
+    assert open_files() <= before + 4 and outcomes == ["allow"] * 205
+
+
+class _SizedSink(MemoryAuditSink):
+    def __len__(self) -> int:  # empty at first, so falsy
+        return len(self.records)
+
+
+class _SizedStore(MemoryStore):
+    def __len__(self) -> int:
+        return 0
+
+
+def test_a_sink_or_store_of_ones_own_that_is_empty_is_still_used(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("FSA_GUARD_AUDIT", raising=False)
+    monkeypatch.delenv("FSA_GUARD_STORE", raising=False)
+    (tmp_path / "s.yaml").write_text(SPEND)
+    sink, store = _SizedSink(), _SizedStore()
+    guard = Guard.from_files(tmp_path / "s.yaml", audit=sink, store=store)
+    assert guard.audit is sink and guard.store is store
+    d = guard.decide(Action("pay", {"amount": 5, "to": "x"}))
+    assert d.record_id == "default:1" and len(sink) == 1

@@ -99,6 +99,17 @@ def test_round_trip_keeps_the_exact_canonical_text(
     assert rows[0][2:] == ("deny", "send_email", "2024-06-07T12:00:01+00:00")
 
 
+def test_a_query_column_changed_apart_from_its_record_is_detected(
+    make_sink: SinkFactory, db: psycopg.Connection[Any], table: str
+) -> None:
+    sink = make_sink()
+    for n in range(1, 4):
+        sink.write(decision(n))
+    db.execute(f"""UPDATE "{table}" SET outcome = 'allow' WHERE seq = 2""")  # what a query by outcome would show
+    [found] = verify_sink(sink)
+    assert (found.ok, found.bad_seq) == (False, 2) and "column and its record differ" in found.reason
+
+
 def test_two_streams_in_one_table_are_independent_chains(
     make_sink: SinkFactory, db: psycopg.Connection[Any], table: str
 ) -> None:
@@ -113,7 +124,9 @@ def test_two_streams_in_one_table_are_independent_chains(
     # Breaking one chain leaves the other intact.
     db.execute(f"""UPDATE "{table}" SET record = replace(record, '"deny"', '"allow"') WHERE stream = 'a' AND seq = 2""")
     assert verify_sink(b) == [
-        ChainReport("a", False, 2, 2, "its content does not match its hash (it was changed)"),
+        ChainReport(
+            "a", False, 2, 2, "its time, outcome or tool column and its record differ (one of them was changed)"
+        ),
         ChainReport("b", True, 2),
     ]
 
@@ -174,6 +187,13 @@ def _set_seq(db: psycopg.Connection[Any], table: str, stream: str, old: int, new
     db.execute(f'UPDATE "{table}" SET seq = %s WHERE stream = %s AND seq = %s', (new, stream, old))
 
 
+def _columns_of(db: psycopg.Connection[Any], table: str, stream: str, seq: int, record: dict[str, Any]) -> None:
+    """Set a row's query columns as the sink would have written them for ``record``."""
+    tool = record["proposed"]["tool"]
+    sql = f'UPDATE "{table}" SET time = %s, outcome = %s, tool = %s WHERE stream = %s AND seq = %s'
+    db.execute(sql, (record["time"], record["outcome"], tool, stream, seq))
+
+
 def tamper(kind: str, rng: random.Random, db: psycopg.Connection[Any], table: str, stream: str) -> int:
     """Apply one change of ``kind`` to ``stream`` in the database; returns the seq where the chain must break."""
     k = rng.randint(1, N)
@@ -202,6 +222,7 @@ def tamper(kind: str, rng: random.Random, db: psycopg.Connection[Any], table: st
         record = json.loads(texts[k - 1])
         record["outcome"] = "allow"
         update("%s", canonical(seal(record, stream, k, record["prev"])).decode())
+        _columns_of(db, table, stream, k, record)  # a careful forger keeps the columns in step with the record
         return min(k + 1, N)
     if kind == "garble":  # no longer JSON at all
         update("left(record, 20)")
@@ -222,6 +243,7 @@ def tamper(kind: str, rng: random.Random, db: psycopg.Connection[Any], table: st
             f'INSERT INTO "{table}" (stream, seq, record) VALUES (%s, %s, %s)',
             (stream, N + 1, canonical(forged).decode()),
         )
+        _columns_of(db, table, stream, N + 1, forged)
         return N + 1
     if kind == "forge-insert":  # a well-formed record slipped in before record k, the rest shifted down
         for seq in range(N, k - 1, -1):
@@ -231,9 +253,11 @@ def tamper(kind: str, rng: random.Random, db: psycopg.Connection[Any], table: st
         db.execute(
             f'INSERT INTO "{table}" (stream, seq, record) VALUES (%s, %s, %s)', (stream, k, canonical(forged).decode())
         )
+        _columns_of(db, table, stream, k, forged)
         return k + 1
     if kind == "forge-copy":  # replay an existing record as a new last one
         db.execute(f'INSERT INTO "{table}" (stream, seq, record) VALUES (%s, %s, %s)', (stream, N + 1, texts[k - 1]))
+        _columns_of(db, table, stream, N + 1, json.loads(texts[k - 1]))
         return N + 1
     raise AssertionError(kind)
 
