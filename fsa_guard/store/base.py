@@ -80,6 +80,16 @@ APPROVAL_STATUSES = ("pending", "approve", "deny", "edit", "expired")
 APPROVAL_KEEP_CLAIMED_S = 30 * 86400.0  # approvals used, or expired unused, longer ago than this are pruned
 
 
+#: Relative slack when a sum of amounts is compared with a limit: 0.1 + 0.2 is 0.30000000000000004 in binary, and
+#: a spend that exactly meets its limit must not be refused (nor the answer depend on the order of the sum).
+LIMIT_SLACK = 1e-12
+
+
+def over_limit(used: float, amount: float, limit: float) -> bool:
+    """Whether ``amount`` on top of ``used`` goes over ``limit`` (beyond float rounding)."""
+    return used + amount > limit + LIMIT_SLACK * max(1.0, abs(limit))
+
+
 def check_settle_status(status: str) -> None:
     """Raise ValueError unless ``status`` is one an approval can be settled to."""
     if status not in APPROVAL_STATUSES or status == "pending":

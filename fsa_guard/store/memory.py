@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, replace
 
 from ..errors import StoreError
-from .base import APPROVAL_KEEP_CLAIMED_S, ApprovalRow, Reservation, check_settle_status
+from .base import APPROVAL_KEEP_CLAIMED_S, ApprovalRow, Reservation, check_settle_status, over_limit
 
 __all__ = ["MemoryStore"]
 
@@ -31,6 +31,9 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._entries: dict[str, list[_Entry]] = {}
+        # the longest window each key was asked about: specs sharing a store may give one budget id different
+        # windows, and pruning by a shorter one would drop spending a longer one still counts
+        self._longest: dict[str, float] = {}
         self._pending: dict[str, tuple[str, _Entry]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -41,8 +44,9 @@ class MemoryStore:
     def _used(self, key: str, window_s: float, now: float) -> float:
         entries = self._entries.get(key, [])
         horizon = now - window_s
+        longest = self._longest[key] = max(window_s, self._longest.get(key, 0.0))
         # a future `now` must not drop today's spending, so prune against the earlier of it and the wall clock
-        prune_before = min(now, time.time()) - window_s
+        prune_before = min(now, time.time()) - longest
         kept = [e for e in entries if e.at > prune_before]
         if len(kept) != len(entries):
             self._entries[key] = kept
@@ -54,7 +58,7 @@ class MemoryStore:
         """See :meth:`fsa_guard.store.base.Store.reserve`."""
         with self._lock:
             used = self._used(key, window_s, now)
-            if used + amount > limit and not force:
+            if over_limit(used, amount, limit) and not force:
                 return Reservation(False, key, amount, used, limit)
             entry = _Entry(now, amount, now + ttl_s)
             self._entries.setdefault(key, []).append(entry)

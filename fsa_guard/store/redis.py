@@ -7,6 +7,7 @@ Key layout, for prefix ``P``:
 
 * ``P:spend:{key}``: sorted set of a budget's entries, scored by ``at``; members are ``rid|amount|expires``, with
   ``expires`` replaced by ``c`` once committed. Amounts and times are written with ``repr``, so they round-trip.
+* ``P:win:{key}``: the longest window the budget was reserved under (pruning and expiry go by it).
 * ``P:res:{rid}``: hash of a reservation not yet reported (``key``, ``member``, ``done``, ``at``, ``used``,
   ``until``), so commit and release can find its entry.
 * ``P:first:{key}`` and ``P:last:{key}``: sorted sets of remembered entities scored by first and last note.
@@ -42,7 +43,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import StoreError
-from .base import ApprovalRow, Reservation, check_settle_status
+from .base import LIMIT_SLACK, ApprovalRow, Reservation, check_settle_status
 
 __all__ = ["RedisStore"]
 
@@ -61,37 +62,49 @@ end
 
 # Prunes, then sums the committed and live entries stamped after the horizon, as MemoryStore._used does;
 # entries stamped after `now` count too (another worker may have reserved after this decision read its clock).
+# Pruning goes by the longest window the key was reserved under (kept at `win`): specs sharing a store may give
+# one budget id different windows, and a shorter one must not drop spending a longer one still counts.
 _USED = """
-local function used(spend, horizon, now, prune_before)
-  redis.call('ZREMRANGEBYSCORE', spend, '-inf', prune_before)
+local function used(spend, win, horizon, now, base, window)
+  local longest = math.max(tonumber(redis.call('GET', win) or '0'), tonumber(window))
+  redis.call('ZREMRANGEBYSCORE', spend, '-inf', string.format('%.17g', tonumber(base) - longest))
   local t, n = 0, tonumber(now)
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', spend, '(' .. horizon, '+inf')) do
     local amount, expires = string.match(m, '^[^|]*|([^|]*)|(.*)$')
     if expires == 'c' or tonumber(expires) > n then t = t + tonumber(amount) end
   end
-  return t
+  return t, longest
 end
 """
 
-# KEYS: spend. ARGV: horizon, now, prune_before. %.17g: the sum comes back to Python as the same double.
-_USAGE = _USED + "return string.format('%.17g', used(KEYS[1], ARGV[1], ARGV[2], ARGV[3]))"
+# KEYS: spend, win. ARGV: horizon, now, base, window. %.17g: the sum comes back to Python as the same double.
+_USAGE = _USED + "return string.format('%.17g', (used(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])))"
 
-# KEYS: spend, res. ARGV: horizon, now, prune_before, amount, limit, force, member, done, keep_ms, until.
+# KEYS: spend, res, win. ARGV: horizon, now, base, window, amount, limit, force, member, done, keep_ms, until,
+# slack (see base.over_limit).
 _RESERVE = (
     _EXTEND
     + _USED
     + """
-local spend, res = KEYS[1], KEYS[2]
+local spend, res, win = KEYS[1], KEYS[2], KEYS[3]
 local prior = redis.call('HGET', res, 'used')
 if prior then return {1, prior} end  -- a retried call whose first try got through
-local u = used(spend, ARGV[1], ARGV[2], ARGV[3])
+local u, longest = used(spend, win, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 local used_s = string.format('%.17g', u)
-if u + tonumber(ARGV[4]) > tonumber(ARGV[5]) and ARGV[6] ~= '1' then return {0, used_s} end
-redis.call('ZADD', spend, ARGV[2], ARGV[7])
-redis.call('HSET', res, 'key', spend, 'member', ARGV[7], 'done', ARGV[8], 'at', ARGV[2], 'used', used_s,
-           'until', ARGV[10])
-redis.call('PEXPIRE', res, ARGV[9])
-extend(spend, ARGV[9])
+local limit = tonumber(ARGV[6])
+if u + tonumber(ARGV[5]) > limit + tonumber(ARGV[12]) * math.max(1, math.abs(limit)) and ARGV[7] ~= '1' then
+  return {0, used_s}
+end
+-- kept as long as the longest window can still count the entry
+local longer = longest - tonumber(ARGV[4])
+local keep = string.format('%d', tonumber(ARGV[10]) + math.ceil(longer * 1000))
+redis.call('ZADD', spend, ARGV[2], ARGV[8])
+redis.call('HSET', res, 'key', spend, 'member', ARGV[8], 'done', ARGV[9], 'at', ARGV[2], 'used', used_s,
+           'until', string.format('%.17g', tonumber(ARGV[11]) + longer))
+redis.call('PEXPIRE', res, keep)
+extend(spend, keep)
+redis.call('SET', win, string.format('%.17g', longest), 'KEEPTTL')
+extend(win, keep)
 return {1, used_s}
 """
 )
@@ -293,10 +306,10 @@ class RedisStore:
 
     @staticmethod
     def _window(window_s: float, now: float, wall: float | None = None) -> list[str]:
-        """Horizon, now and prune-before, as the scripts take them."""
+        """Horizon, now, the base pruning counts back from, and the window, as the scripts take them."""
         wall = time.time() if wall is None else wall
         # a future `now` must not drop today's spending: prune against the earlier of it and the wall clock
-        return [_num(now - window_s), _num(now), _num(min(now, wall) - window_s)]
+        return [_num(now - window_s), _num(now), _num(min(now, wall)), _num(window_s)]
 
     def _run(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -321,8 +334,9 @@ class RedisStore:
             head + "c",
             str(math.ceil(keep_s * 1000)),
             _num(wall + keep_s),
+            _num(LIMIT_SLACK),
         ]
-        keys = [self._key("spend", key), self._key("res", rid)]
+        keys = [self._key("spend", key), self._key("res", rid), self._key("win", key)]
         ok, used = self._run("reserve", lambda: self._reserve(keys=keys, args=args))
         if int(ok):
             return Reservation(True, key, amount, float(used), limit, rid)
@@ -339,7 +353,7 @@ class RedisStore:
 
     def usage(self, key: str, window_s: float, now: float) -> float:
         """See :meth:`fsa_guard.store.base.Store.usage`."""
-        keys = [self._key("spend", key)]
+        keys = [self._key("spend", key), self._key("win", key)]
         args = self._window(window_s, now)
         return float(self._run("read usage", lambda: self._usage(keys=keys, args=args)))
 

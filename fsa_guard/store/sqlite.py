@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from .._sqlite import SQLiteFile
 from ..errors import StoreError
-from .base import APPROVAL_KEEP_CLAIMED_S, ApprovalRow, Reservation, check_settle_status
+from .base import APPROVAL_KEEP_CLAIMED_S, ApprovalRow, Reservation, check_settle_status, over_limit
 
 __all__ = ["SQLiteStore"]
 
@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS spend (
     expires REAL            -- NULL once committed
 );
 CREATE INDEX IF NOT EXISTS spend_key_at ON spend (key, at);
+-- the longest window each key was reserved under: specs sharing a file may give one budget id different
+-- windows, and pruning by a shorter one would drop spending a longer one still counts
+CREATE TABLE IF NOT EXISTS windows (key TEXT PRIMARY KEY, longest REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS remembered (
     key TEXT NOT NULL,
     entity TEXT NOT NULL,
@@ -84,10 +87,15 @@ class SQLiteStore:
         def go() -> Reservation:
             with self._write() as conn:
                 used = float(conn.execute(_USED, (key, now - window_s, now)).fetchone()[0])
-                if used + amount > limit and not force:
+                if over_limit(used, amount, limit) and not force:
                     return Reservation(False, key, amount, used, limit)
                 rid = uuid.uuid4().hex
                 conn.execute("INSERT INTO spend VALUES (?, ?, ?, ?, ?)", (rid, key, now, amount, now + ttl_s))
+                conn.execute(
+                    "INSERT INTO windows VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET longest = "
+                    "max(longest, excluded.longest)",
+                    (key, window_s),
+                )
                 self._writes += 1
                 if self._writes % 1000 == 0:
                     self._prune(conn, key, window_s, now)
@@ -98,7 +106,8 @@ class SQLiteStore:
     @staticmethod
     def _prune(conn: sqlite3.Connection, key: str, window_s: float, now: float) -> None:
         # a future `now` must not drop today's spending: prune against the earlier of it and the wall clock
-        before = min(now, time.time()) - window_s
+        row = conn.execute("SELECT longest FROM windows WHERE key = ?", (key,)).fetchone()
+        before = min(now, time.time()) - max(window_s, row[0] if row else 0.0)
         conn.execute("DELETE FROM spend WHERE key = ? AND at <= ?", (key, before))
         # reservations never reported are forgotten a day after they expired
         conn.execute("DELETE FROM spend WHERE expires IS NOT NULL AND expires < ?", (before - 86400,))

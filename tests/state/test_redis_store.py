@@ -85,6 +85,26 @@ def test_fractional_amounts_round_trip(store: RedisStore) -> None:
     assert store.reserve("k", 1e-9, 1, 60, now, 30).ok is False
 
 
+def test_a_spend_that_exactly_meets_the_limit_fits_whatever_the_order_of_the_sum(store: RedisStore) -> None:
+    now = _now()
+    for amount in (0.1, 0.2, 0.3):  # 0.1 + 0.2 + 0.3 is 0.6000000000000001 in binary, 0.3 + 0.2 + 0.1 is 0.6
+        assert store.reserve("k", amount, 0.7, 60, now, 30).ok
+    assert store.reserve("k", 0.1, 0.7, 60, now, 30).ok
+    assert store.reserve("k", 0.01, 0.7, 60, now, 30).ok is False
+
+
+def test_a_shorter_window_for_the_same_budget_does_not_drop_what_a_longer_one_counts(store: RedisStore) -> None:
+    # two specs sharing a store give one budget id 1h and 1d; reading or reserving by the hour must not prune
+    # the day's spending
+    now = _now()
+    spent = store.reserve("spend", 80, 100, 86400, now - 3 * 3600, 30)
+    store.commit(spent.id or "")
+    store.usage("spend", 3600, now)
+    assert store.reserve("spend", 1, 100, 3600, now, 30).ok
+    assert store.usage("spend", 86400, now) == 81.0
+    assert store.reserve("spend", 80, 100, 86400, now, 30).ok is False
+
+
 def test_force_records_over_the_limit(store: RedisStore) -> None:
     now = _now()
     store.reserve("k", 8, 10, 60, now, 30)
@@ -202,8 +222,8 @@ def test_commit_after_pruning_adds_the_entry_back(store: RedisStore) -> None:
 def test_a_retried_reserve_script_reserves_once(store: RedisStore, raw: redis.Redis, redis_prefix: str) -> None:
     # redis-py retries a command once on a dropped connection; the script must not reserve twice
     now = _now()
-    keys = [f"{redis_prefix}:spend:k", f"{redis_prefix}:res:same"]
-    args = [*store._window(60, now), "6.0", "10.0", "0", "same|6.0|1e300", "same|6.0|c", "60000", repr(now + 60)]
+    keys = [f"{redis_prefix}:spend:k", f"{redis_prefix}:res:same", f"{redis_prefix}:win:k"]
+    args = [*store._window(60, now), "6.0", "10.0", "0", "same|6.0|1e300", "same|6.0|c", "60000", repr(now + 60), "0"]
     first = store._reserve(keys=keys, args=args)
     second = store._reserve(keys=keys, args=args)
     assert [int(first[0]), float(first[1])] == [int(second[0]), float(second[1])] == [1, 0.0]
@@ -261,8 +281,8 @@ def test_prefix_isolates_stores(url: str, redis_url: str, redis_prefix: str, raw
     a.remember("k", '"x"', now)
     assert b.recall("k", None, now) == []
     kinds = {k.split(":")[1] for k in _keys(raw, redis_prefix)}
-    assert kinds == {"spend", "res", "first", "last"}
-    assert len(_keys(raw, f"{redis_prefix}-b")) == 2
+    assert kinds == {"spend", "res", "win", "first", "last"}
+    assert len(_keys(raw, f"{redis_prefix}-b")) == 3
     a.close()
     b.close()
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from test_redis_store import (  # noqa: F401  (collected here with this module's `store` fixture)
+    test_a_shorter_window_for_the_same_budget_does_not_drop_what_a_longer_one_counts,
+    test_a_spend_that_exactly_meets_the_limit_fits_whatever_the_order_of_the_sum,
     test_commit_after_expiry_still_counts,
     test_force_records_over_the_limit,
     test_fractional_amounts_round_trip,
