@@ -1,12 +1,12 @@
 """JSON-lines audit sink (``jsonl:///path/to/audit.jsonl``): one sealed record per line, easy to ship and grep.
 
 Writers on one machine take an exclusive ``flock`` on the file, find their stream's last record at its end,
-and append the next one with a single ``write``, so several processes keep one valid chain and a killed
-writer leaves whole lines. The stream heads are kept beside the file (``<file>.head``), so records cut off
-the end show; the head is moved after the record is written, so a writer killed between the two leaves a
-head one record behind, which :meth:`JSONLAuditSink.head` accepts when that record follows it. A write that
-fails part-way (a full disk) is cut off again, and a line a killed writer left unfinished is cut off by the
-next writer, so neither breaks the chain that follows.
+and append the next one with a single ``write``, so several processes keep one valid chain. The stream heads
+are kept beside the file (``<file>.head``), so records cut off the end show. Before a record is appended its
+stream's head names it as pending, and once it is written the head moves to it: a writer killed at any
+point leaves a head that matches the end of the file, while a record appended by anyone else matches
+neither. A write that fails part-way (a full disk) is cut off again, and a line a killed writer left
+unfinished is cut off by the next writer, so neither breaks the chain that follows.
 ``?fsync=1`` also syncs every record to disk (survives power loss, at the cost of a disk flush per decision).
 """
 
@@ -52,6 +52,9 @@ class JSONLAuditSink:
                 seq, prev, end = self._tail(f)
                 sealed = seal(record, self.stream, seq + 1, prev)
                 line = canonical(sealed) + b"\n"
+                # the head names the record about to be written before it is: a writer killed at any point leaves
+                # a head that matches the file's end, and a record anyone else appends matches neither
+                self._set_head([seq, prev, seq + 1, sealed["hash"]])
                 try:
                     _write_all(f.fileno(), line)
                     if self.fsync:
@@ -59,7 +62,7 @@ class JSONLAuditSink:
                 except BaseException:
                     os.ftruncate(f.fileno(), end)  # no part of a record that was not written stays behind
                     raise
-                self._set_head(seq + 1, sealed["hash"])
+                self._set_head([seq + 1, sealed["hash"], seq + 1, sealed["hash"]])  # nothing pending
         except (OSError, TypeError, ValueError) as exc:
             raise AuditError(f"cannot write to the JSONL audit trail {str(self.path)!r}: {exc}") from exc
         return f"{self.stream}:{seq + 1}"
@@ -102,9 +105,9 @@ class JSONLAuditSink:
             return {"": []}  # unreadable heads: every stream's head check fails
         return data if isinstance(data, dict) else {"": []}
 
-    def _set_head(self, seq: int, digest: str) -> None:
+    def _set_head(self, head: list[Any]) -> None:
         heads = self._heads()
-        heads[self.stream] = [seq, digest]
+        heads[self.stream] = head
         tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(heads, sort_keys=True))
         os.replace(tmp, self.head_path)  # atomic: a reader sees the old heads or the new ones
@@ -147,20 +150,27 @@ class JSONLAuditSink:
         heads = self._heads()
         if "" in heads:
             return (0, "")  # the head file cannot be read: no stream can be checked against it
-        if stream not in heads:
+        value = heads.get(stream)
+        if value is None:
             if not self.head_path.exists() and not any(True for _ in self._all()):
                 return None  # nothing written yet
             # no head for a stream that has records: the head file was removed (records cut off the end would
-            # not show), or a writer was killed between a new stream's first record and its head
-            seq, digest = 0, GENESIS
-        else:
-            value = heads[stream]
-            if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int):
-                return (0, "")  # a head that is not [seq, hash] cannot match
-            seq, digest = value[0], str(value[1])
+            # not show), or an older version was killed between a new stream's first record and its head
+            value = [0, GENESIS]
+        if not (isinstance(value, list) and len(value) in (2, 4) and all(type(v) is int for v in value[::2])):
+            return (0, "")  # a head that is not [seq, hash] (and the pending record's) cannot match
+        seq, digest = value[0], str(value[1])
+        last = None
         for r in records:
-            if isinstance(r, Mapping) and r.get("seq") == seq + 1 and r.get("prev") == digest:
-                return seq + 1, str(r.get("hash"))
+            if isinstance(r, Mapping):
+                last = r
+        if len(value) == 4:  # [seq, hash, pending seq, pending hash]: the file ends at one or the other
+            pending = (value[2], str(value[3]))
+            return pending if last is not None and (last.get("seq"), last.get("hash")) == pending else (seq, digest)
+        # [seq, hash] alone, moved after its record was written (as by earlier versions): a writer killed between
+        # the two left it one record behind, which is accepted when that record follows it
+        if last is not None and last.get("seq") == seq + 1 and last.get("prev") == digest:
+            return seq + 1, str(last.get("hash"))
         return seq, digest
 
     def close(self) -> None:

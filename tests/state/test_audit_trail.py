@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fsa_guard import Action, AuditError, Guard, load_spec, open_audit
-from fsa_guard.audit.base import GENESIS, verify_sink
+from fsa_guard.audit.base import GENESIS, canonical, seal, verify_sink
 from fsa_guard.cli import app
 
 SPEC = """
@@ -355,3 +355,36 @@ def test_cli_audit_verify_refuses_an_sqlite_file_that_is_not_a_trail(tmp_path: P
     assert result.exit_code == 2 and "not an audit trail" in result.output
     tables = sqlite3.connect(tmp_path / "state.db").execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == [("spend",)]
+
+
+class _Killed(BaseException):
+    """A writer process killed at this point."""
+
+
+def test_jsonl_writers_killed_one_after_another_leave_a_sound_trail_and_a_forged_record_shows(
+    tmp_path: Path, spec
+) -> None:
+    from fsa_guard.audit.jsonl import JSONLAuditSink
+
+    class KilledAfterTheRecord(JSONLAuditSink):
+        def _set_head(self, head: list) -> None:  # type: ignore[type-arg]
+            if head[0] == head[2]:  # the head would move to the record just appended
+                raise _Killed
+            super()._set_head(head)
+
+    path = tmp_path / "trail.jsonl"
+    _fill(Guard(spec, audit=f"jsonl:///{path}"), 3)
+    for _ in range(2):  # two writers in a row, each killed between its record and its head
+        with pytest.raises(_Killed):
+            KilledAfterTheRecord(path).write({"kind": "decision", "time": "t", "outcome": "deny"})
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert report.ok and report.records == len(_lines(path))
+    Guard(spec, audit=f"jsonl:///{path}").decide(Action("pay", {"amount": 1.0}))  # the next writer goes on
+    assert all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
+    # one well-formed record appended by someone else matches neither the head nor the record it was waiting for
+    last = json.loads(_lines(path)[-1])
+    forged = seal({"kind": "decision", "outcome": "allow"}, "default", last["seq"] + 1, last["hash"])
+    with open(path, "ab") as f:
+        f.write(canonical(forged) + b"\n")
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert not report.ok and report.bad_seq == last["seq"] + 1
