@@ -56,7 +56,7 @@ def _refuse_other_sqlite(url: str) -> None:
     not given empty audit tables and reported as a trail with no records."""
     path = sqlite_path(url)
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
             found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_records'").fetchone()
     except sqlite3.Error as exc:
         raise _fail_input(f"cannot read {path} as an SQLite audit trail: {exc}") from None

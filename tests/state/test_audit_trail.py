@@ -388,3 +388,13 @@ def test_jsonl_writers_killed_one_after_another_leave_a_sound_trail_and_a_forged
         f.write(canonical(forged) + b"\n")
     [report] = verify_sink(open_audit(f"jsonl:///{path}"))
     assert not report.ok and report.bad_seq == last["seq"] + 1
+
+
+def test_cli_audit_reads_a_relative_sqlite_url(tmp_path: Path, spec, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _fill(Guard(spec, audit="sqlite:///audit.db"), 2)
+    runner = CliRunner()
+    for args in (["verify"], ["show"], ["tail", "-n", "1"]):
+        result = runner.invoke(app, ["audit", *args, "sqlite:///audit.db"])
+        assert result.exit_code == 0, result.output
+    assert "chain intact" in runner.invoke(app, ["audit", "verify", "sqlite:///audit.db"]).output
