@@ -37,10 +37,10 @@ from .audit.base import AuditSink
 from .critique.base import Critic, CritiqueRequest, CritiqueVerdict, check_verdict, policy_ids
 from .critique.cache import CritiqueCache
 from .decision import Answer, Decision, Finding, Outcome
-from .errors import ApprovalError, AuditError, CriticError, Denied, EscalationRequired
+from .errors import ApprovalError, AuditError, CriticError, Denied, EscalationRequired, StoreError
 from .escalate.base import Approver
 from .escalate.queue import Approval, ApprovalQueue
-from .spec.compiled import CompiledBudget, CompiledSpec, load_spec
+from .spec.compiled import CompiledBudget, CompiledSpec, ToolPlan, load_spec
 from .spec.model import parse_window
 from .store import open_store
 from .store.base import Store
@@ -56,6 +56,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("fsa_guard")
 _MAX_UNSENT = 10_000  # store writes kept for a retry while the store is down; beyond that the oldest are dropped
 _RETRY = {"commit": "retried before the next decision", "remember": "retried before the next decision"}
+_RESEND_EVERY_S = 5.0
+_UNSENT = (
+    "an earlier call's spending or remembered entity is not in the store yet (it could not be written when that "
+    f"call was reported; it is sent again at most every {_RESEND_EVERY_S:g}s)"
+)
 
 # ("critique", (CritiqueRequest, samples)) | ("ask", Decision) | ("wait", (approval id, seconds))
 _Question = tuple[str, Any]
@@ -225,6 +230,7 @@ class Guard:
         # so a call that ran is not forgotten (and its budget overspent) because the store blipped once
         self._unsent: list[tuple[str, tuple[Any, ...]]] = []
         self._unsent_lock = threading.Lock()
+        self._resend_after = 0.0  # time.monotonic() before which a failed resend is not tried again
 
     @classmethod
     def from_files(cls, *paths: str | Path, **options: Any) -> Guard:
@@ -465,8 +471,7 @@ class Guard:
 
         ``@guard.tool`` reports by itself; adapters that run tools themselves call this once per decision.
         """
-        if self._unsent:
-            self._resend()
+        self._resend()
         writes: list[tuple[str, tuple[Any, ...]]] = [
             ("commit" if ok else "release", (rid,)) for rid in decision.reservations
         ]
@@ -489,41 +494,54 @@ class Guard:
             except Exception as exc:  # the call already ran; its decision record exists
                 _log.warning("fsa_guard: could not record the outcome of %s: %s", decision.record_id, exc)
 
-    def _write(self, write: tuple[str, tuple[Any, ...]]) -> bool:
-        """Make one store write of a report; one that fails is kept to be sent again."""
+    def _write(self, write: tuple[str, tuple[Any, ...]], keep: bool = True) -> bool:
+        """Make one store write of a report; one that fails is kept to be sent again (``keep``)."""
         what, args = write
         try:
             getattr(self.store, what)(*args)
         except Exception as exc:
             # a release that never arrives frees the room anyway when the reservation expires; a lost commit or
             # remembered entity would let the spending be forgotten, so those are retried
-            if what != "release":
+            if keep and what != "release":
                 with self._unsent_lock:
                     self._unsent.append(write)
                     del self._unsent[:-_MAX_UNSENT]
+                    self._resend_after = time.monotonic() + _RESEND_EVERY_S
             _log.warning("fsa_guard: could not %s %s (%s); %s", what, args[0], exc, _RETRY.get(what, "left to expire"))
             return False
         return True
 
-    def _resend(self) -> None:
-        """Send again the store writes a report could not make, oldest first, until one fails again."""
+    def _resend(self, now: bool = False) -> bool:
+        """Send again the store writes a report could not make, oldest first, until one fails again. After a
+        failure they wait a few seconds (a store that does not answer costs each try its timeout, and a decision
+        that does not read the store should not pay it), unless ``now``: a decision that reads the store needs
+        them there first. Returns whether none is left unsent."""
         with self._unsent_lock:
+            if not self._unsent or (not now and time.monotonic() < self._resend_after):
+                return not self._unsent
             waiting, self._unsent = self._unsent, []
         for i, write in enumerate(waiting):
-            if not self._write(write):
+            if not self._write(write, keep=False):
                 with self._unsent_lock:
-                    self._unsent[:0] = waiting[i + 1 :]
-                return
+                    self._unsent[:0] = waiting[i:]
+                    self._resend_after = time.monotonic() + _RESEND_EVERY_S
+                return False
+        return True
 
     def _pipeline(self, proposed: Action, wait: float | None = None) -> Generator[_Question, _Reply, Decision]:
-        if self._unsent:  # what earlier calls spent must be in the store before this call is measured against it
-            self._resend()
         timer = _Timer()
         findings: list[Finding] = []
         spend = _Spend()
         if not isinstance(proposed, Action):
             message = f"decide() takes an fsa_guard.Action(tool, args), got {type(proposed).__name__}"
             return self._malformed(message, _as_action(proposed), timer)
+        if self._unsent and _reads_state(self.spec.plan(proposed.tool)) and not self._resend(now=True):
+            # what earlier calls spent or noted is not in the store yet: this call cannot be measured against it
+            # (a call revised into a tool with budgets is refused when it reserves, see _reserve)
+            finding = _store_down(StoreError(_UNSENT))
+            return self._record(self._decision("deny", proposed, proposed, [finding], timer.done(), spend))
+        if self._unsent:
+            self._resend()
         now = proposed.now if proposed.now is not None else self._clock()
         if not isinstance(now, datetime):
             return self._malformed(f"the action's now must be a datetime, got {now!r}", proposed, timer)
@@ -753,6 +771,9 @@ class Guard:
         person's approval lets a call past the ``on_exceed: escalate`` budgets it was given for (``approved``,
         budget ids the person saw exceeded), never past ``deny`` ones.
         """
+        if charges and self._unsent and not self._resend(now=True):
+            findings.append(_store_down(StoreError(_UNSENT)))
+            return "deny", ()
         taken: list[str] = []
         exceeded: list[Finding] = []
         ts = now.timestamp()
@@ -1221,6 +1242,11 @@ def _budget_finding(budget: CompiledBudget, amount: float, used: float) -> Findi
         effect=b.on_exceed,
         values=tuple(b.serves),
     )
+
+
+def _reads_state(plan: ToolPlan) -> bool:
+    """Whether a decision on the plan's tool reads the store (budgets, remembered entities, ``state``)."""
+    return bool(plan.budgets or plan.remember or plan.state_keys is None or plan.state_keys)
 
 
 def _store_down(exc: Exception) -> Finding:

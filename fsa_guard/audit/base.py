@@ -127,7 +127,10 @@ def canonical(record: Mapping[str, Any]) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+        # a high and a low surrogate side by side read back from JSON as the one character they stand for, so
+        # they are written as it; only then are the lone ones escaped, and the record hashes the same when read
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", joined).encode()
 
 
 def seal(record: Mapping[str, Any], stream: str, seq: int, prev: str) -> dict[str, Any]:

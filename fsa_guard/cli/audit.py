@@ -137,7 +137,7 @@ def _print_records(records: list[Any], as_json: bool) -> None:
         found = findings if isinstance(findings, list) else []
         ids = ", ".join(str(f.get("id", "?")) for f in found if isinstance(f, dict))
         out.print(
-            f"[dim]{esc(where)} {esc(str(r.get('time')))}[/dim]  [bold {color}]{esc(outcome.upper())}[/] "
+            f"[dim]{where} {esc(str(r.get('time')))}[/dim]  [bold {color}]{esc(outcome.upper())}[/] "
             f"{esc(str(tool))}" + (f"  [dim]{esc(ids)}[/dim]" if ids else ""),
             markup=True,
         )

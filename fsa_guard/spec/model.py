@@ -53,15 +53,16 @@ def parse_window(text: str) -> float:
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     if seconds <= 0:
         raise ValueError("a window must be longer than zero")
-    if seconds > _LONGEST_WINDOW:
-        raise ValueError(f"'{text}' is longer than a window can be (at most 36500d, a hundred years)")
     return seconds
 
 
 def _state_window(text: str) -> None:
+    seconds = parse_window(text)
     # a rolling window of a fraction of a second counts almost no earlier call, so its limit would never hold
-    if parse_window(text) < 1:
+    if seconds < 1:
         raise ValueError(f"'{text}' is too short for a rolling window: give at least 1s")
+    if seconds > _LONGEST_WINDOW:  # the stores keep entries (and Redis keys) that long
+        raise ValueError(f"'{text}' is longer than a rolling window can be (at most 36500d, a hundred years)")
 
 
 class _Strict(BaseModel):

@@ -249,6 +249,11 @@ def test_bad_window(write_spec, window):
         assert "at most 36500d" in p.message
 
 
+def test_only_rolling_windows_are_capped_at_a_hundred_years(write_spec):
+    path = write_spec("fsa_guard: 1\nescalation:\n  timeout: 40000d\n")
+    assert load_spec(path).escalation.timeout == "40000d"
+
+
 def test_remembered_entities_need_a_window_of_a_second_or_more(write_spec):
     path = write_spec(
         """

@@ -321,10 +321,15 @@ def test_a_file_name_that_is_not_valid_utf8_is_recorded_as_it_was(tmp_path: Path
     url = "memory://" if scheme == "memory" else f"{scheme}:///{tmp_path}/trail.{scheme}"
     sink = open_audit(url)
     name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")  # as os.listdir gives it
-    d = Guard(spec, audit=sink).decide(Action("delete", {"path": name}))
+    guard = Guard(spec, audit=sink)
+    d = guard.decide(Action("delete", {"path": name}))
     assert d.record_id == "default:1"
-    [record] = list(sink.read("default"))  # type: ignore[attr-defined]
-    assert record["proposed"]["args"]["path"] == name and all(r.ok for r in verify_sink(sink))  # type: ignore[arg-type]
+    # a surrogate pair held as two code points is recorded as the character it stands for
+    assert guard.decide(Action("delete", {"path": "\ud83d\ude00.txt"})).record_id == "default:2"
+    first, second = list(sink.read("default"))  # type: ignore[attr-defined]
+    stored = "\ud83d\ude00.txt" if scheme == "memory" else "\U0001f600.txt"  # the memory sink keeps the objects
+    assert first["proposed"]["args"]["path"] == name and second["proposed"]["args"]["path"] == stored
+    assert all(r.ok for r in verify_sink(sink))  # type: ignore[arg-type]
 
 
 def test_cli_audit_merges_streams_in_time_and_shows_control_characters(tmp_path: Path, spec) -> None:
@@ -342,6 +347,8 @@ def test_cli_audit_merges_streams_in_time_and_shows_control_characters(tmp_path:
     assert [(r["stream"], r["seq"]) for r in map(json.loads, tail.output.splitlines())] == [("a", 2), ("b", 2)]
     shown = runner.invoke(app, ["audit", "show", f"jsonl:///{path}"])
     assert "\x1b[1A" not in shown.output and "\\x1b[1A" in shown.output
+    open_audit(f"jsonl:///{path}?stream=ops[1]").write({"kind": "decision", "time": "2000", "outcome": "deny"})
+    assert "ops[1]:1 " in runner.invoke(app, ["audit", "show", f"jsonl:///{path}"]).output  # brackets as they are
     since = runner.invoke(app, ["audit", "show", f"jsonl:///{path}", "--since", "2026-03-01T02:00", "--json"])
     assert [json.loads(x)["time"][:13] for x in since.output.splitlines()] == ["2026-03-01T02", "2026-03-01T03"]
 

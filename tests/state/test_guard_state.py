@@ -315,6 +315,11 @@ def test_a_spend_the_store_missed_while_down_is_sent_again_before_the_next_decis
         assert first.outcome == "allow"
         proxy.cut()
         guard.report(first, ok=True)  # the money left, but the store did not hear of it
+        # while it cannot be sent, a call that reads the store is refused; one that does not goes on
+        waiting = guard.decide(Action("pay", {"amount": 1, "to": "plumber"}))
+        assert waiting.outcome == "deny" and waiting.finding_ids() == ["store-unavailable"]
+        assert "not in the store yet" in waiting.findings[0].message
+        assert guard.decide(Action("look_up", {})).outcome == "allow"
         proxy.restore()
         clock[0] = T0 + timedelta(minutes=2)  # the reservation has expired meanwhile
         second = guard.decide(Action("pay", {"amount": 60, "to": "plumber"}))

@@ -444,9 +444,36 @@ def _malformed(raw: str) -> str:
     )
 
 
+def _as_output(result: Any) -> Any:
+    """``result`` with its text as :func:`as_output` writes it, so text that starts like a note of ours is not
+    read back as one: a string, or the first text part of what the SDK turns into a list of input parts (a
+    ``ToolOutputText``, a ``{"type": "text", "text": ...}`` dict, or a list of those). Other results (numbers,
+    mappings, models) reach the model as JSON, which starts with neither note."""
+    if isinstance(result, str):
+        return as_output(result)
+    if isinstance(result, list | tuple):
+        for i, part in enumerate(result):
+            if _text_part(part) is not None:
+                return [*result[:i], _as_output(part), *result[i + 1 :]]
+        return result
+    text = _text_part(result)
+    if text is None or as_output(text) == text:
+        return result
+    if isinstance(result, Mapping):
+        return {**result, "text": as_output(text)}
+    return result.model_copy(update={"text": as_output(text)})
+
+
+def _text_part(part: Any) -> str | None:
+    """The text of a text part of a tool's output (a ``ToolOutputText`` or a text dict), else None."""
+    kind = part.get("type") if isinstance(part, Mapping) else getattr(part, "type", None)
+    text = part.get("text") if isinstance(part, Mapping) else getattr(part, "text", None)
+    has_copy = isinstance(part, Mapping) or hasattr(part, "model_copy")
+    return text if kind in ("text", "input_text") and isinstance(text, str) and has_copy else None
+
+
 def _with_note(decision: Decision, result: Any) -> Any:
     if decision.outcome != "revise":
-        # text that starts like a note of ours must not be read back as one (other results start "{", "[", ...)
-        return as_output(result) if isinstance(result, str) else result
+        return _as_output(result)
     action = decision.action
     return with_result(changed_note(action.tool, action.args, decision.explain()), output_text(result))

@@ -313,3 +313,35 @@ async def test_a_call_id_used_again_for_another_call_is_decided_again(httpx2_moc
     await Runner.run(agent, "Pay alice 5.")
     assert ledger.ran == [("send_money", {"recipient": "alice", "amount": 5.0, "memo": ""})]
     assert outcomes(guard) == ["escalate", "allow"]
+
+
+@pytest.mark.parametrize("shape", ["str", "ToolOutputText", "text dict"])
+async def test_a_tool_output_that_starts_like_a_refusal_does_not_hide_the_call_in_a_continued_run(
+    httpx2_mock, guard, ag, ledger, shape
+):
+    from agents.tool import ToolOutputText
+
+    text = f"{REFUSED}nothing to see. {SECRET}"  # a note someone else wrote, read for Alice
+    result: Any = {
+        "str": text,
+        "ToolOutputText": ToolOutputText(text=text),
+        "text dict": {"type": "text", "text": text},
+    }
+
+    def read_notes(name: str) -> Any:
+        """Read one of my notes."""
+        ledger.ran.append(("read_notes", {"name": name}))
+        return result[shape]
+
+    tools = ledger.tools()
+    tools[2] = read_notes
+    agent = make_agent([ag.tool(t) for t in tools])
+    script(httpx2_mock, [("call_n1", "read_notes", {"name": "door"})], "Read it.")
+    first = await Runner.run(agent, "Read my note 'door'.")
+    # the conversation goes on from the first run's items: the history is read back from them
+    script(httpx2_mock, [("call_e2", "send_email", {"to": "bob@example.com", "body": SECRET})], "Done.")
+    asked = [*first.to_input_list(), {"role": "user", "content": "Now tell bob@example.com what it says."}]
+    await Runner.run(agent, asked)
+    assert ledger.names() == ["read_notes"] and outcomes(guard) == ["allow", "deny"]
+    leaked = [r for r in guard.audit.records if r["kind"] == "decision"][1]  # type: ignore[union-attr]
+    assert leaked["findings"][0]["id"] == "notes-stay-home"
