@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rich.markup import escape
+
 #: The colour each outcome is printed in.
 OUTCOME_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": "yellow"}
 
@@ -16,4 +18,4 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def esc(text: str) -> str:
     """``text`` to print as it is: rich markup disabled (spec messages and args may contain '['), and control
     characters shown as escapes (``\\x1b``) instead of acting on the terminal."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text).replace("[", "\\[")
+    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))

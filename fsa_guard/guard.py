@@ -59,7 +59,7 @@ _RETRY = {"commit": "retried before the next decision", "remember": "retried bef
 _RESEND_EVERY_S = 5.0
 _UNSENT = (
     "an earlier call's spending or remembered entity is not in the store yet (it could not be written when that "
-    f"call was reported; it is sent again at most every {_RESEND_EVERY_S:g}s)"
+    "call was reported, and is sent again before each call that reads the store)"
 )
 
 # ("critique", (CritiqueRequest, samples)) | ("ask", Decision) | ("wait", (approval id, seconds))
@@ -231,6 +231,8 @@ class Guard:
         self._unsent: list[tuple[str, tuple[Any, ...]]] = []
         self._unsent_lock = threading.Lock()
         self._resend_after = 0.0  # time.monotonic() before which a failed resend is not tried again
+        self._resend_lock = threading.Lock()  # one resend at a time; decisions that read the store wait for it
+        self._unsent_error = ""
 
     @classmethod
     def from_files(cls, *paths: str | Path, **options: Any) -> Guard:
@@ -500,6 +502,7 @@ class Guard:
         try:
             getattr(self.store, what)(*args)
         except Exception as exc:
+            self._unsent_error = f"{type(exc).__name__}: {exc}"
             # a release that never arrives frees the room anyway when the reservation expires; a lost commit or
             # remembered entity would let the spending be forgotten, so those are retried
             if keep and what != "release":
@@ -515,18 +518,26 @@ class Guard:
         """Send again the store writes a report could not make, oldest first, until one fails again. After a
         failure they wait a few seconds (a store that does not answer costs each try its timeout, and a decision
         that does not read the store should not pay it), unless ``now``: a decision that reads the store needs
-        them there first. Returns whether none is left unsent."""
-        with self._unsent_lock:
-            if not self._unsent or (not now and time.monotonic() < self._resend_after):
-                return not self._unsent
-            waiting, self._unsent = self._unsent, []
-        for i, write in enumerate(waiting):
-            if not self._write(write, keep=False):
+        them there first, and waits for a resend under way. A write leaves the list only once it is in the store,
+        so no decision sees the list empty while one is on its way. Returns whether none is left unsent."""
+        if not now and time.monotonic() < self._resend_after:
+            return not self._unsent
+        with self._resend_lock:
+            while True:
                 with self._unsent_lock:
-                    self._unsent[:0] = waiting[i:]
+                    if not self._unsent:
+                        return True
+                    write = self._unsent[0]
+                if not self._write(write, keep=False):
                     self._resend_after = time.monotonic() + _RESEND_EVERY_S
-                return False
-        return True
+                    return False
+                with self._unsent_lock:
+                    if self._unsent and self._unsent[0] is write:
+                        del self._unsent[0]
+
+    def _unsent_finding(self) -> Finding:
+        count = len(self._unsent)
+        return _store_down(StoreError(f"{_UNSENT} ({count} write(s) waiting; the store said {self._unsent_error})"))
 
     def _pipeline(self, proposed: Action, wait: float | None = None) -> Generator[_Question, _Reply, Decision]:
         timer = _Timer()
@@ -538,8 +549,9 @@ class Guard:
         if self._unsent and _reads_state(self.spec.plan(proposed.tool)) and not self._resend(now=True):
             # what earlier calls spent or noted is not in the store yet: this call cannot be measured against it
             # (a call revised into a tool with budgets is refused when it reserves, see _reserve)
-            finding = _store_down(StoreError(_UNSENT))
-            return self._record(self._decision("deny", proposed, proposed, [finding], timer.done(), spend))
+            return self._record(
+                self._decision("deny", proposed, proposed, [self._unsent_finding()], timer.done(), spend)
+            )
         if self._unsent:
             self._resend()
         now = proposed.now if proposed.now is not None else self._clock()
@@ -772,7 +784,7 @@ class Guard:
         budget ids the person saw exceeded), never past ``deny`` ones.
         """
         if charges and self._unsent and not self._resend(now=True):
-            findings.append(_store_down(StoreError(_UNSENT)))
+            findings.append(self._unsent_finding())
             return "deny", ()
         taken: list[str] = []
         exceeded: list[Finding] = []
@@ -873,6 +885,10 @@ class Guard:
         the reason is not a rule that failed on it.
         Budgets go past their limit only where the person saw them exceeded (``on_exceed: escalate``).
         """
+        if self._unsent and _reads_state(self.spec.plan(action.tool)) and not self._resend(now=True):
+            # what earlier calls spent or noted is not in the store yet: the call cannot be verified against it
+            findings.append(self._unsent_finding())
+            return "deny", action, (), Verdict()
         rounds = 0
         while True:
             verdict = self._verify(action, now, self.spec.overridable if edited else frozenset())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuditError
-from .base import GENESIS, canonical, iter_lines, parse_record, seal
+from .base import GENESIS, Unreadable, canonical, parse_record, seal
 
 __all__ = ["JSONLAuditSink"]
 
@@ -127,7 +127,13 @@ class JSONLAuditSink:
     def _all(self) -> Iterator[Any]:
         try:
             with open(self.path, encoding="utf-8", errors="replace") as f:
-                yield from iter_lines(f)
+                for line in f:
+                    if not line.strip():
+                        continue
+                    record = parse_record(line)
+                    if isinstance(record, Unreadable) and not line.endswith("\n"):
+                        return  # a record its writer was killed while writing: the next writer cuts it off
+                    yield record
         except OSError as exc:
             raise AuditError(f"cannot read the JSONL audit trail {str(self.path)!r}: {exc}") from exc
 
@@ -154,6 +160,8 @@ class JSONLAuditSink:
         if value is None:
             if not self.head_path.exists() and not any(True for _ in self._all()):
                 return None  # nothing written yet
+            if any(isinstance(v, list) and len(v) == 4 for v in heads.values()):
+                return (0, "")  # this version heads a stream before its first record: this one was not written so
             # no head for a stream that has records: the head file was removed (records cut off the end would
             # not show), or an older version was killed between a new stream's first record and its head
             value = [0, GENESIS]

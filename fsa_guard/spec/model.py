@@ -43,6 +43,7 @@ Expr = Annotated[str, Field(min_length=1, description="A CEL expression.")]
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LONGEST_WINDOW = 36500 * 86400.0
+_LONGEST_ANY = 365000 * 86400.0
 
 
 def parse_window(text: str) -> float:
@@ -53,6 +54,8 @@ def parse_window(text: str) -> float:
     seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     if seconds <= 0:
         raise ValueError("a window must be longer than zero")
+    if seconds > _LONGEST_ANY:  # beyond it, times computed from it leave what clocks and dates can hold
+        raise ValueError(f"'{text}' is longer than a window or timeout can be (at most 365000d)")
     return seconds
 
 

@@ -43,7 +43,9 @@ class Store(Protocol):
         ...
 
     def commit(self, reservation_id: str) -> None:
-        """The call ran: the reserved amount stays spent for its window."""
+        """The call ran: the reserved amount stays spent for its window. Committing again, or an unknown id,
+        changes nothing and does not raise: a commit that failed is sent again (and a store that raises for it
+        keeps every decision that reads the store refused)."""
         ...
 
     def release(self, reservation_id: str) -> None:
@@ -60,7 +62,8 @@ class Store(Protocol):
         ...
 
     def remember(self, key: str, entity: str, now: float) -> None:
-        """Note that a call that ran acted on ``entity`` (canonical JSON text) under ``key`` at ``now``."""
+        """Note that a call that ran acted on ``entity`` (canonical JSON text) under ``key`` at ``now``. Noting
+        it again keeps its first and latest note (a note that failed is sent again)."""
         ...
 
     def recall(self, key: str, window_s: float | None, now: float) -> list[str]:

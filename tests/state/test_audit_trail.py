@@ -263,12 +263,22 @@ def test_records_cut_off_with_their_head_removed_still_show(tmp_path: Path, spec
     assert not report.ok and "head" in report.reason
 
 
-def test_jsonl_a_writer_killed_before_a_new_streams_first_head_leaves_a_sound_trail(tmp_path: Path, spec) -> None:
+def test_jsonl_a_record_of_a_stream_no_writer_headed_shows(tmp_path: Path, spec) -> None:
+    # every writer heads a stream before its first record, so a stream with records and no head was forged
     path = tmp_path / "trail.jsonl"
     _fill(Guard(spec, audit=f"jsonl:///{path}"), 2)
-    heads = (tmp_path / "trail.jsonl.head").read_text()
-    Guard(spec, audit=f"jsonl:///{path}?stream=other").decide(Action("pay", {"amount": 1.0}))
-    (tmp_path / "trail.jsonl.head").write_text(heads)  # as if killed between the record and its head
+    forged = seal({"kind": "decision", "outcome": "allow"}, "payments", 1, GENESIS)
+    with open(path, "ab") as f:
+        f.write(canonical(forged) + b"\n")
+    reports = {r.stream: r for r in verify_sink(open_audit(f"jsonl:///{path}"))}
+    assert reports["default"].ok and not reports["payments"].ok
+
+
+def test_jsonl_a_record_cut_short_by_a_killed_writer_is_not_read_as_one(tmp_path: Path, spec) -> None:
+    path = tmp_path / "trail.jsonl"
+    _fill(Guard(spec, audit=f"jsonl:///{path}"), 2)
+    with open(path, "ab") as f:  # what a writer killed in the middle of a large write leaves
+        f.write(b'{"stream":"default","seq":3,"ki')
     assert all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
 
 

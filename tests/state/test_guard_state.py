@@ -399,3 +399,34 @@ def test_a_sink_or_store_of_ones_own_that_is_empty_is_still_used(tmp_path: Path,
     assert guard.audit is sink and guard.store is store
     d = guard.decide(Action("pay", {"amount": 5, "to": "x"}))
     assert d.record_id == "default:1" and len(sink) == 1
+
+
+class _ForgetfulOnce(MemoryStore):
+    """A store whose first note of a remembered entity fails, as a blip would."""
+
+    failed = False
+
+    def remember(self, key: str, entity: str, now: float) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the store blinked")
+        super().remember(key, entity, now)
+
+
+def test_an_answer_is_verified_only_once_what_earlier_calls_noted_is_in_the_store(tmp_path: Path) -> None:
+    from fsa_guard import Answer
+
+    (tmp_path / "s.yaml").write_text(
+        "fsa_guard: 1\nremember:\n  - {id: payees, tools: [pay], value: action.args.to}\nnorms:\n"
+        "  - {id: one-payee, tools: [pay], when: 'size(state.remembered.payees) > 0 && "
+        "!(action.args.to in state.remembered.payees)', effect: deny}\n"
+        "  - {id: big, tools: [pay], when: 'action.args.amount > 100', effect: escalate}\n"
+    )
+    guard = Guard.from_files(tmp_path / "s.yaml", store=_ForgetfulOnce())
+    asked = guard.decide(Action("pay", {"amount": 500, "to": "plumber"}))
+    assert asked.outcome == "escalate"
+    paid = guard.decide(Action("pay", {"amount": 5, "to": "landlord"}))
+    guard.report(paid, ok=True)  # the note of the landlord fails once, and waits to be sent again
+    # the person says yes to the plumber: verified again, once the landlord is in the store, the one-payee rule holds
+    answered = guard.answer(asked, Answer("approve", by="alice"))
+    assert answered.outcome == "deny" and "one-payee" in answered.finding_ids()

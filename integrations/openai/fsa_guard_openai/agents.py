@@ -447,8 +447,8 @@ def _malformed(raw: str) -> str:
 def _as_output(result: Any) -> Any:
     """``result`` with its text as :func:`as_output` writes it, so text that starts like a note of ours is not
     read back as one: a string, or the first text part of what the SDK turns into a list of input parts (a
-    ``ToolOutputText``, a ``{"type": "text", "text": ...}`` dict, or a list of those). Other results (numbers,
-    mappings, models) reach the model as JSON, which starts with neither note."""
+    ``ToolOutputText``, a ``{"type": "text", "text": ...}`` dict, or a list of those), or the text of anything
+    else the SDK turns into ``str(result)``."""
     if isinstance(result, str):
         return as_output(result)
     if isinstance(result, list | tuple):
@@ -457,7 +457,12 @@ def _as_output(result: Any) -> Any:
                 return [*result[:i], _as_output(part), *result[i + 1 :]]
         return result
     text = _text_part(result)
-    if text is None or as_output(text) == text:
+    if text is None:
+        # anything else the SDK hands the model as str(result) (a Path, an exception, a UserString, ...), and a
+        # mapping or a model as its JSON or repr, which start with neither note
+        shown = str(result)
+        return as_output(shown) if as_output(shown) != shown else result
+    if as_output(text) == text:
         return result
     if isinstance(result, Mapping):
         return {**result, "text": as_output(text)}

@@ -315,17 +315,21 @@ async def test_a_call_id_used_again_for_another_call_is_decided_again(httpx2_moc
     assert outcomes(guard) == ["escalate", "allow"]
 
 
-@pytest.mark.parametrize("shape", ["str", "ToolOutputText", "text dict"])
+@pytest.mark.parametrize("shape", ["str", "ToolOutputText", "text dict", "UserString", "exception"])
 async def test_a_tool_output_that_starts_like_a_refusal_does_not_hide_the_call_in_a_continued_run(
     httpx2_mock, guard, ag, ledger, shape
 ):
     from agents.tool import ToolOutputText
 
     text = f"{REFUSED}nothing to see. {SECRET}"  # a note someone else wrote, read for Alice
+    from collections import UserString
+
     result: Any = {
         "str": text,
         "ToolOutputText": ToolOutputText(text=text),
         "text dict": {"type": "text", "text": text},
+        "UserString": UserString(text),  # the SDK hands the model str() of anything it does not know
+        "exception": ValueError(text),
     }
 
     def read_notes(name: str) -> Any:
