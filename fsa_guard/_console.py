@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from rich.markup import escape
-
 #: The colour each outcome is printed in.
 OUTCOME_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": "yellow"}
 
@@ -15,7 +13,14 @@ OUTCOME_COLOR = {"allow": "green", "revise": "cyan", "deny": "red", "escalate": 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+_BRACKET = re.compile(r"(\\*)\[")
+
+
 def esc(text: str) -> str:
     """``text`` to print as it is: rich markup disabled (spec messages and args may contain '['), and control
     characters shown as escapes (``\\x1b``) instead of acting on the terminal."""
-    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
+    shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    # backslashes before a '[' are doubled so they stay text; a backslash at the end would escape the tag the
+    # caller puts after the text (or show doubled where none follows), so a zero-width space comes after it
+    shown = _BRACKET.sub(lambda m: m.group(1) * 2 + "\\[", shown)
+    return shown + "\u200b" if shown.endswith("\\") else shown

@@ -232,6 +232,7 @@ class Guard:
         self._unsent_lock = threading.Lock()
         self._resend_after = 0.0  # time.monotonic() before which a failed resend is not tried again
         self._resend_lock = threading.Lock()  # one resend at a time; decisions that read the store wait for it
+        self._resend_failures = 0
         self._unsent_error = ""
 
     @classmethod
@@ -522,7 +523,14 @@ class Guard:
         so no decision sees the list empty while one is on its way. Returns whether none is left unsent."""
         if not now and time.monotonic() < self._resend_after:
             return not self._unsent
-        with self._resend_lock:
+        failures = self._resend_failures
+        # without `now`, never queue behind a resend under way; with it, wait for it, and take its failure as
+        # this call's answer rather than paying the store's timeout again
+        if not self._resend_lock.acquire(blocking=now):
+            return not self._unsent
+        try:
+            if self._resend_failures != failures or (not now and time.monotonic() < self._resend_after):
+                return not self._unsent
             while True:
                 with self._unsent_lock:
                     if not self._unsent:
@@ -530,10 +538,13 @@ class Guard:
                     write = self._unsent[0]
                 if not self._write(write, keep=False):
                     self._resend_after = time.monotonic() + _RESEND_EVERY_S
+                    self._resend_failures += 1
                     return False
                 with self._unsent_lock:
                     if self._unsent and self._unsent[0] is write:
                         del self._unsent[0]
+        finally:
+            self._resend_lock.release()
 
     def _unsent_finding(self) -> Finding:
         count = len(self._unsent)

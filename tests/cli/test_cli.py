@@ -81,10 +81,11 @@ def test_check_refuses_what_it_cannot_read_exactly() -> None:
 
 def test_check_prints_tool_names_and_paths_as_they_are(tmp_path: Path) -> None:
     # rich markup in a tool name or a path is shown, not interpreted (a "[/x]" would crash the table)
-    for tool in ("[/x]", "[bold]tip[/bold]", "x\\[conceal]hidden"):
+    for tool in ("[/x]", "[bold]tip[/bold]", "x\\[conceal]hidden", "C:\\tools\\"):
         result = runner.invoke(app, ["check", SPEC, "--action", json.dumps({"tool": tool})])
         assert result.exit_code == 1, result.output
         assert f"'{tool}' is not a tool the spec knows" in " ".join(result.stdout.split())
+        assert tool + "\\" not in result.stdout  # a backslash at the end is not doubled
     missing = tmp_path / "[red]gone.json"
     result = runner.invoke(app, ["check", SPEC, "--action", f"@{missing}"])
     assert result.exit_code == 2 and f"cannot read action file {missing}" in " ".join(result.stderr.split())

@@ -430,3 +430,39 @@ def test_an_answer_is_verified_only_once_what_earlier_calls_noted_is_in_the_stor
     # the person says yes to the plumber: verified again, once the landlord is in the store, the one-payee rule holds
     answered = guard.answer(asked, Answer("approve", by="alice"))
     assert answered.outcome == "deny" and "one-payee" in answered.finding_ids()
+
+
+class _SlowDown(MemoryStore):
+    """A store that takes a while to fail every commit, and counts them."""
+
+    commits = 0
+
+    def commit(self, reservation_id: str) -> None:
+        import time
+
+        self.commits += 1
+        time.sleep(0.2)
+        raise ConnectionError("no answer")
+
+
+def test_decisions_waiting_on_one_failed_resend_share_its_answer(tmp_path: Path) -> None:
+    import threading
+
+    (tmp_path / "s.yaml").write_text(SPEND)
+    store = _SlowDown()
+    guard = Guard.from_files(tmp_path / "s.yaml", store=store)
+    paid = guard.decide(Action("pay", {"amount": 5, "to": "x"}))
+    guard.report(paid, ok=True)  # the commit fails and waits to be sent again
+    outcomes: list[str] = []
+
+    def decide(tool: str) -> None:
+        outcomes.append(guard.decide(Action(tool, {"amount": 1, "to": "x"})).outcome)
+
+    threads = [threading.Thread(target=decide, args=(t,)) for t in ("pay", "pay", "pay", "look_up", "look_up")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # one more try shared by the decisions that read the store (each refused; a thread the scheduler starts
+    # after that try failed may make one more), none for those that do not: not one try per thread
+    assert sorted(outcomes) == ["allow", "allow", "deny", "deny", "deny"] and store.commits <= 3
