@@ -55,7 +55,7 @@ STAGES = ("verify", "critique", "revise", "escalate", "record")
 F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("fsa_guard")
 _MAX_UNSENT = 10_000  # store writes kept for a retry while the store is down; beyond that the oldest are dropped
-_RETRY = {"commit": "retried before the next decision", "remember": "retried before the next decision"}
+_RETRY = {"commit": "sent again later", "remember": "sent again later"}
 _RESEND_EVERY_S = 5.0
 _UNSENT = (
     "an earlier call's spending or remembered entity is not in the store yet (it could not be written when that "
@@ -226,8 +226,8 @@ class Guard:
             # 0 or less would hold no room for a call while it runs, so parallel calls could overspend a budget
             raise ValueError(f"reservation_ttl must be a finite number of seconds above 0, got {reservation_ttl!r}")
         self.reservation_ttl = float(reservation_ttl)
-        # store writes report() could not make (a commit, a remembered entity): retried before the next decision,
-        # so a call that ran is not forgotten (and its budget overspent) because the store blipped once
+        # store writes report() could not make (a commit, a remembered entity), sent again (see _resend), so a
+        # call that ran is not forgotten (and its budget overspent) because the store blipped once
         self._unsent: list[tuple[str, tuple[Any, ...]]] = []
         self._unsent_lock = threading.Lock()
         self._resend_after = 0.0  # time.monotonic() before which a failed resend is not tried again
@@ -474,7 +474,8 @@ class Guard:
 
         ``@guard.tool`` reports by itself; adapters that run tools themselves call this once per decision.
         """
-        self._resend()
+        if self._unsent:
+            self._resend()
         writes: list[tuple[str, tuple[Any, ...]]] = [
             ("commit" if ok else "release", (rid,)) for rid in decision.reservations
         ]
