@@ -98,10 +98,10 @@ def parse_record(text: str | bytes) -> Any:
     behind a value that shows), nesting too deep, or text that is not JSON."""
     from .._json import loads
 
+    shown = text if isinstance(text, str) else text.decode("utf-8", "replace")
     try:
-        return loads(text if isinstance(text, str) else text.decode("utf-8", "replace"))
+        return loads(shown)
     except ValueError as exc:
-        shown = text if isinstance(text, str) else text.decode("utf-8", "replace")
         return Unreadable(shown, f"not a JSON record: {exc}")
 
 
@@ -192,10 +192,3 @@ def matches(record: Mapping[str, Any], outcome: str | None, tool: str | None, si
     if tool is not None and (proposed.get("tool") if isinstance(proposed, Mapping) else None) != tool:
         return False
     return not (since is not None and str(record.get("time", "")) < since)
-
-
-def iter_lines(lines: Iterable[str]) -> Iterator[Any]:
-    """Parse JSON lines; a line that is not a record yields :class:`Unreadable` (reported by :func:`check_chain`)."""
-    for line in lines:
-        if line.strip():
-            yield parse_record(line)

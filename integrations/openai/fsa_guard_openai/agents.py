@@ -461,12 +461,14 @@ def _as_output(result: Any) -> Any:
         # anything else the SDK hands the model as str(result) (a Path, an exception, a UserString, ...), and a
         # mapping or a model as its JSON or repr, which start with neither note
         shown = str(result)
-        return as_output(shown) if as_output(shown) != shown else result
-    if as_output(text) == text:
+        escaped = as_output(shown)
+        return escaped if escaped != shown else result
+    escaped = as_output(text)
+    if escaped == text:
         return result
     if isinstance(result, Mapping):
-        return {**result, "text": as_output(text)}
-    return result.model_copy(update={"text": as_output(text)})
+        return {**result, "text": escaped}
+    return result.model_copy(update={"text": escaped})
 
 
 def _text_part(part: Any) -> str | None:
