@@ -24,10 +24,10 @@ What the profiles show (this one, and cProfile, line_profiler and callgrind runs
   list and map it is given (about 1 µs a string: it tries bool, int, float and datetime first), and into
   the Python callbacks it makes for fsa_guard's functions. Its own evaluation was a small share.
 - Changed because of it: fsa_guard now evaluates the expressions itself (`fsa_guard/verify/pycel.py`,
-  closures over the data as it lies) and leaves to the package only what it does not model (errors
-  included); the summary compares both in one run. Also: parsed text outputs and local times are cached
-  across decisions, tool-name globs are compiled once, and a history index answers a repeated glob lookup
-  from memory.
+  each expression compiled to one Python function over the data as it lies) and leaves to the package
+  only what it does not model (errors included); the summary compares both in one run. Also: parsed text
+  outputs and local times are cached across decisions, tool-name globs are compiled once, and a history index
+  answers a repeated glob lookup from memory.
 - Now: about a third of a decision is the expressions, a third fsa_guard's functions (the history lookups
   `in_outputs`, `output_field` and `copied_from`, which turn structured outputs into text with
   `json.dumps`; the time functions), and a third the pipeline around them (`verify`'s set-up, the per-norm
@@ -35,7 +35,11 @@ What the profiles show (this one, and cProfile, line_profiler and callgrind runs
 - The cost per norm that applies (the scaling curve) is the norm's expression and the loop that checks its
   result. Inside a LangChain agent, `decide` runs on a worker thread LangGraph starts for each step, with
   cold caches: its median there is several times its median in a hot loop (table above), and so is that of
-  the middleware's own code.
+  the middleware's own code. There the cost follows the memory a decision touches more than the work it
+  does, so each expression became one generated function instead of a tree of closures (a function object,
+  cells and a call per node), and the middleware reads the run's messages in one pass, finding what each
+  message is once per message class rather than through pydantic's `isinstance` (which goes through
+  `ABCMeta`) several times per message.
 
 Changed because of it, in the benchmark: calls are timed one by one after a warm-up, contenders take turns
 in small chunks, `gc.freeze()` follows the set-up (a collection walking a 10,000-norm spec lands in no one

@@ -101,12 +101,13 @@ class Action:
 
 def jsonable(value: Any) -> Any:
     """``value`` as JSON-ready data: containers recursively, times as ISO text, anything else as its repr."""
-    if value is None or isinstance(value, str | bool | int):
+    t = type(value)
+    if t is str or t is int or t is bool or value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else repr(value)
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else repr(k): jsonable(v) for k, v in value.items()}
+    if t is dict or isinstance(value, Mapping):
+        return {k if type(k) is str or isinstance(k, str) else repr(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, datetime):

@@ -1094,7 +1094,8 @@ class Guard:
         at: datetime | None = None,
         remember: tuple[tuple[str, str], ...] = (),
     ) -> Decision:
-        cited = {v for f in findings for v in f.values}
+        titles = self.spec.titles
+        cited = {v for f in findings for v in f.values if v in titles} if findings else ()
         return Decision(
             outcome=outcome,
             action=current,
@@ -1107,7 +1108,7 @@ class Guard:
             critique_cached=spend.cached,
             approval_id=spend.approval_id,
             answer=spend.answer,
-            value_titles={v: self.spec.titles[v] for v in cited if v in self.spec.titles},
+            value_titles={v: titles[v] for v in cited},
             decided_at=datetime.now(UTC),
             reservations=reservations,
             at=at,

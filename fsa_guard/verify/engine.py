@@ -100,7 +100,7 @@ def verify(
     tool, args = action.tool, action.args
     if not isinstance(tool, str) or not tool or not tool.isprintable():
         return _malformed(f"the action's tool must be a non-empty name without line breaks or controls, got {tool!r}")
-    if not isinstance(args, Mapping):
+    if type(args) is not dict and not isinstance(args, Mapping):
         return _malformed(f"the args of {tool} must be a mapping with string keys, got {type(args).__name__}")
     bad = not_json_like(args)
     if bad is not None:
@@ -220,7 +220,7 @@ def not_json_like(value: Any, path: str = "args", depth: int = 0) -> str | None:
     if depth > 32:
         return f"{path} is nested too deeply"
     # Every call checks its args: the path of a part is only spelled out once that part is found bad.
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
                 return f"{path} has a key that is not text: {k!r}"

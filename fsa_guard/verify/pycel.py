@@ -2,8 +2,8 @@
 
 Handing a decision's data to the CEL package converts every value into Rust (about a microsecond per
 string, since it tries bool, int, float and datetime first), and that conversion was most of what a
-decision cost. This module parses CEL itself and compiles each expression to Python closures that read
-the same data where it lies.
+decision cost. This module parses CEL itself and compiles each expression to one Python function (see
+:class:`_Emitter`) that reads the same data where it lies.
 
 It answers only where it gives what the CEL package gives. Every case it does not model — any error (a
 missing key, a type mismatch, an overflow, a failing function), a value of a kind it does not know, a
@@ -26,11 +26,12 @@ whole to a function reaches it as it is, where the package would convert it (or 
 
 from __future__ import annotations
 
+import functools
 import math
-import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from types import CodeType
 from typing import Any
 
 __all__ = ["RESERVED", "Defer", "PyProgram", "Scope", "compile_py", "unmodelled"]
@@ -74,7 +75,7 @@ _TYPES.update({"timestamp": CelType("google.protobuf.Timestamp"), "duration": Ce
 class Scope:
     """One decision's values: root variables, functions, let programs (computed once, on first use)."""
 
-    __slots__ = ("fns", "lets", "local", "memo", "static", "vars")
+    __slots__ = ("fns", "lets", "memo", "static", "vars")
 
     def __init__(
         self,
@@ -88,7 +89,6 @@ class Scope:
         self.static = static  # the spec's own
         self.lets = lets
         self.memo: dict[str, Any] = {}
-        self.local: dict[str, Any] = {}  # macro variables
 
     def let(self, name: str) -> Any:
         value = self.memo.get(name, _NONE)
@@ -96,8 +96,6 @@ class Scope:
             program = self.lets.get(name)
             if program is None:
                 raise Defer
-            # A let's program reads no macro variable of the expression that reads it (it was compiled on its
-            # own), and its own macros put back what they bind: it can share ``local``.
             try:
                 value = program(self)
             except Defer:
@@ -417,33 +415,7 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-_SAFE = frozenset({bool, float})  # results with nothing inside to check
-
-
-_NUMBER_TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-
-
-def _number_test(
-    left: PyProgram, value: float, test: Callable[[Any, Any], bool], op: Callable[[Any, Any], Any]
-) -> PyProgram:
-    """A comparison with a number literal: a double (not NaN, which the package will not order) or an int
-    within 2**53 compares directly; anything else takes the general path."""
-
-    def compare(s: Scope) -> Any:
-        a = left(s)
-        t = type(a)
-        if (t is float and a == a) or (t is int and -_EXACT <= a <= _EXACT):
-            return test(a, value)
-        return op(a, value)
-
-    return compare
+_NUMBER_TESTS = frozenset({"<", "<=", ">", ">=", "==", "!="})  # ops that compare numbers directly
 
 
 def unmodelled(value: Any, depth: int = 0) -> bool:
@@ -739,10 +711,20 @@ class _Parser:
         raise _Unsupported(f"unexpected {value!r}")
 
 
-# ---------------------------------------------------------------- compiling to closures
+# ---------------------------------------------------------------- compiling to Python functions
 
 
-class _Compiler:
+class _Emitter:
+    """Writes one expression as the body of a Python function over a :class:`Scope`.
+
+    A tree of closures costs a Python call per node, and each node's function object, cells and code are
+    memory a decision touches: inside an agent, between other work, that memory is out of the CPU's caches
+    and the misses cost more than the calls. Here each node becomes a few statements of one function, its
+    value in a local variable; an error is ``raise Defer``, exactly where the node would have raised it.
+    ``&&`` and ``||`` chains are written flat (their terms one after the other), so Python's limit on nested
+    blocks only meets expressions nested very deeply in other ways; those go to the CEL package.
+    """
+
     def __init__(
         self,
         lets: frozenset[str],
@@ -758,186 +740,235 @@ class _Compiler:
         self.bound_functions = bound_functions
         self.extensions = extensions
         self.regex = regex
+        self.lines: list[str] = []
+        self.consts: list[Any] = []
+        self.n = 0
 
-    def compile(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
+    def program(self, node: tuple[Any, ...], fold: bool = True, bound: Mapping[str, str] | None = None) -> PyProgram:
+        """``node`` as a function of a :class:`Scope` (``fold``: a constant computed once, here), and of the
+        macro variables in ``bound`` (CEL name: Python name) when a part of an expression is written apart."""
+        bound = bound or {}
+        result = self.expr(node, dict(bound), 2, fold)
+        lines = [f"def _make({', '.join(f'_k{i}' for i in range(len(self.consts)))}):"]
+        lines.append(f" def _program({', '.join(['s', *bound.values()])}):")
+        body = "\n".join(self.lines)
+        if "_vars" in body:
+            lines.append("  _vars = s.vars")
+        if "_memo" in body:
+            lines.append("  _memo = s.memo")
+        code = _code("\n".join([*lines, body, f"  return {result}", " return _program\n"]))
+        if code is None:
+            raise _Unsupported("its depth")
+        namespace: dict[str, Any] = {}
+        exec(code, globals(), namespace)  # our own code, written from a parse tree
+        made: PyProgram = namespace["_make"](*self.consts)
+        return made
+
+    # -- writing
+
+    def _tmp(self, prefix: str = "_t") -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def _line(self, ind: int, text: str) -> None:
+        self.lines.append(" " * ind + text)
+
+    def _const(self, value: Any) -> str:
+        if value is None or value is True or value is False:
+            return repr(value)
+        self.consts.append(value)  # a cell of the function: as fast as a literal, and safe after `is`
+        return f"_k{len(self.consts) - 1}"
+
+    def _is_const(self, expr: str) -> bool:
+        """Whether ``expr`` (what a node wrote) is a constant that is neither a type value nor a map."""
+        if expr in ("None", "True", "False"):
+            return True
+        if not expr.startswith("_k"):
+            return False
+        value = self.consts[int(expr[2:])]
+        return type(value) is not CelType and not isinstance(value, Mapping)
+
+    def _set(self, ind: int, value: str) -> str:
+        t = self._tmp()
+        self._line(ind, f"{t} = {value}")
+        return t
+
+    def _defer_if(self, ind: int, test: str) -> None:
+        self._line(ind, f"if {test}:")
+        self._line(ind + 1, "raise Defer")
+
+    # -- nodes: each writes its statements at ``ind`` and returns an expression (a name or a constant)
+
+    def expr(self, node: tuple[Any, ...], bound: dict[str, str], ind: int, fold: bool = True) -> str:
         kind = node[0]
-        program: PyProgram = getattr(self, "c_" + kind)(node, bound)
-        if kind != "lit" and _constant(node):
+        if ind > _DEEPEST and kind not in ("lit", "ident"):
+            # Python compiles at most 20 blocks inside each other: a part nested this deep is a function of its own
+            sub = _Emitter(*self._config())
+            sub.n = self.n  # the names of its macro variables stay apart from those it is handed
+            program = sub.program(node, fold, bound)
+            self.n = sub.n
+            return self._set(ind, f"{self._const(program)}({', '.join(['s', *bound.values()])})")
+        if fold and kind != "lit" and _constant(node):
             try:  # literals and operators alone: computed once, here (["example.com"], 19 * 60)
-                value = program(Scope({}, {}, {}, {}))
+                value = _Emitter(*self._config()).program(node, fold=False)(Scope({}, {}, {}, {}))
             except Defer:
-                return program  # it fails: each run defers, and the package reports it
-            return lambda s: value
-        return program
+                pass  # it fails: each run defers, and the package reports it
+            else:
+                return self._const(value)
+        method: Callable[[tuple[Any, ...], dict[str, str], int], str] = getattr(self, "e_" + kind)
+        return method(node, bound, ind)
 
-    def c_lit(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        value = node[1]
-        return lambda s: value
+    def _config(self) -> tuple[Any, ...]:
+        return self.lets, self.roots, self.functions, self.bound_functions, self.extensions, self.regex
 
-    def c_ident(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
+    def e_lit(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        return self._const(node[1])
+
+    def e_ident(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
         name = node[1]
         if name in bound:
-
-            def local(s: Scope) -> Any:
-                return s.local[name]
-
-            return local
+            return bound[name]
         if name in self.lets:
-
-            def let(s: Scope) -> Any:
-                value = s.memo.get(name, _NONE)
-                return s.let(name) if value is _NONE or value is _FAILED else value
-
-            return let
+            key = self._const(name)
+            t = self._set(ind, f"_memo.get({key}, _NONE)")
+            self._line(ind, f"if {t} is _NONE or {t} is _FAILED:")
+            self._line(ind + 1, f"{t} = s.let({key})")
+            return t
         if name in self.roots:
-
-            def root(s: Scope) -> Any:
-                value = s.vars.get(name, _NONE)
-                if value is _NONE:
-                    raise Defer
-                return value
-
-            return root
+            t = self._set(ind, f"_vars.get({self._const(name)}, _NONE)")
+            self._defer_if(ind, f"{t} is _NONE")
+            return t
         if name in _TYPES:
-            t = _TYPES[name]
-            return lambda s: t
+            return self._const(_TYPES[name])
         raise _Unsupported(f"name {name}")
 
-    def c_select(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
+    def e_select(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
         fields: list[str] = []
         base = node
         while base[0] == "select":
             fields.insert(0, base[2])
             base = base[1]
         if base[0] == "ident" and base[1] in self.roots and base[1] not in bound and base[1] not in self.lets:
-            return _path(base[1], tuple(fields))
-        operand, field = self.compile(node[1], bound), node[2]
+            # `root.a.b` in one step. The roots hold JSON-like data, where only a map can be indexed by a name:
+            # anything else (a list, a text) fails, and so does a missing key, as in the package.
+            t = self._tmp()
+            self._line(ind, "try:")
+            self._line(ind + 1, f"{t} = _vars[{self._const(base[1])}]" + "".join(f"[{self._const(f)}]" for f in fields))
+            self._line(ind, "except Exception:")
+            self._line(ind + 1, "raise Defer from None")
+            return t
+        operand = self.expr(node[1], bound, ind)
+        return self._set(ind, f"_select({operand}, {self._const(node[2])})")
 
-        def select(s: Scope) -> Any:
-            m = operand(s)
-            if type(m) is dict:
-                try:
-                    return m[field]
-                except KeyError:
-                    raise Defer from None
-            if isinstance(m, Mapping) and field in m:
-                return m[field]
-            raise Defer
+    def e_index(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        operand = self.expr(node[1], bound, ind)
+        key = self.expr(node[2], bound, ind)
+        return self._set(ind, f"_index({operand}, {key})")
 
-        return select
+    def e_list(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        items = [self.expr(n, bound, ind) for n in node[1]]
+        return self._set(ind, f"[{', '.join(items)}]")
 
-    def c_index(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        operand, key = self.compile(node[1], bound), self.compile(node[2], bound)
+    def e_map(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        t = self._set(ind, "{}")
+        for k, v in node[1]:
+            key = self.expr(k, bound, ind)
+            self._defer_if(ind, f"type({key}) is not str")
+            value = self.expr(v, bound, ind)
+            self._line(ind, f"{t}[{key}] = {value}")
+        return t
 
-        def index(s: Scope) -> Any:
-            c, k = operand(s), key(s)
-            tk = type(k)
-            if type(c) in _LISTS:
-                if tk is int and 0 <= k < len(c):
-                    return c[k]
-            elif tk is str and isinstance(c, Mapping):
-                value = c.get(k, _NONE)
-                if value is not _NONE:
-                    return value
-            raise Defer
+    def e_not(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        return self.e_cond(("cond", node[1], ("lit", False), ("lit", True)), bound, ind)  # !x is x ? false : true
 
-        return index
-
-    def c_list(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        items = [self.compile(n, bound) for n in node[1]]
-        return lambda s: [f(s) for f in items]
-
-    def c_map(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        entries = [(self.compile(k, bound), self.compile(v, bound)) for k, v in node[1]]
-
-        def build(s: Scope) -> dict[str, Any]:
-            out = {}
-            for kf, vf in entries:
-                k = kf(s)
-                if type(k) is not str:
-                    raise Defer
-                out[k] = vf(s)
-            return out
-
-        return build
-
-    def c_not(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        operand = self.compile(node[1], bound)
-
-        def not_(s: Scope) -> bool:
-            v = operand(s)
-            if v is True:
-                return False
-            if v is False:
-                return True
-            raise Defer
-
-        return not_
-
-    def c_neg(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
+    def e_neg(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
         if node[1][0] == "lit" and type(node[1][1]) in (int, float):
-            value = _neg(node[1][1])
-            return lambda s: value
-        operand = self.compile(node[1], bound)
-        return lambda s: _neg(operand(s))
+            return self._const(_neg(node[1][1]))
+        return self._set(ind, f"_neg({self.expr(node[1], bound, ind)})")
 
-    def c_and(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        return self._logic(node, bound, False)
+    def e_and(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        return self._logic(node, bound, ind, False)
 
-    def c_or(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        return self._logic(node, bound, True)
+    def e_or(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        return self._logic(node, bound, ind, True)
 
-    def _logic(self, node: tuple[Any, ...], bound: frozenset[str], decides: bool) -> PyProgram:
-        left, right = self.compile(node[1], bound), self.compile(node[2], bound)
-        deciding, other = decides, not decides
+    def _logic(self, node: tuple[Any, ...], bound: dict[str, str], ind: int, decides: bool) -> str:
+        """A chain of ``||`` (``decides`` True) or ``&&``, nested either way, as its terms in order: the first
+        term equal to ``decides`` decides, even where others erred; all the other value: that; else an error.
+        This is what the nested binary operators give, each absorbing the error of a side the other decides."""
+        terms: list[tuple[Any, ...]] = []
+        pending = [node]
+        while pending:
+            n = pending.pop()
+            if n[0] == node[0]:
+                pending += [n[2], n[1]]
+            else:
+                terms.append(n)
+        done, failed = self._tmp(), self._tmp()
+        self._line(ind, f"{done} = {failed} = False")
+        for i, term in enumerate(terms):
+            at = ind
+            if i:
+                self._line(ind, f"if not {done}:")
+                at = ind + 1
+            v = self._tmp()
+            self._line(at, "try:")
+            self._line(at + 1, f"{v} = {self.expr(term, bound, at + 1)}")
+            self._line(at, "except Defer:")
+            self._line(at + 1, f"{v} = _FAILED")
+            self._line(at, f"if {v} is {decides}:")
+            self._line(at + 1, f"{done} = True")
+            self._line(at, f"elif {v} is not {not decides}:")
+            self._line(at + 1, f"{failed} = True")
+        t = self._tmp()
+        self._line(ind, f"if {done}:")
+        self._line(ind + 1, f"{t} = {decides}")
+        self._line(ind, f"elif {failed}:")
+        self._line(ind + 1, "raise Defer")
+        self._line(ind, "else:")
+        self._line(ind + 1, f"{t} = {not decides}")
+        return t
 
-        def logic(s: Scope) -> bool:
-            # Either side equal to `deciding` decides, even when the other errs; both `other`: `other`.
-            try:
-                a = left(s)
-            except Defer:
-                a = _FAILED
-            if a is deciding:
-                return decides
-            b = right(s)  # a Defer here leaves it to the package, which may still absorb a's error
-            if b is deciding:
-                return decides
-            if a is other and b is other:
-                return not decides
-            raise Defer
+    def e_cond(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        c = self.expr(node[1], bound, ind)
+        t = self._tmp()
+        self._line(ind, f"if {c} is True:")
+        self._line(ind + 1, f"{t} = {self.expr(node[2], bound, ind + 1)}")
+        self._line(ind, f"elif {c} is False:")
+        self._line(ind + 1, f"{t} = {self.expr(node[3], bound, ind + 1)}")
+        self._line(ind, "else:")
+        self._line(ind + 1, "raise Defer")
+        return t
 
-        return logic
-
-    def c_cond(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        c, a, b = (self.compile(n, bound) for n in node[1:])
-
-        def cond(s: Scope) -> Any:
-            v = c(s)
-            if v is True:
-                return a(s)
-            if v is False:
-                return b(s)
-            raise Defer
-
-        return cond
-
-    def c_bin(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
-        op, left = _BINARY[node[1]], self.compile(node[2], bound)
-        if node[3][0] == "lit":
-            value = node[3][1]
-            fast = _NUMBER_TESTS.get(node[1]) if type(value) in (int, float) and abs(value) <= _EXACT else None
-            if fast is not None:  # `amount > 500.0`: a number of either kind compares directly
-                return _number_test(left, value, fast, op)
-            return lambda s: op(left(s), value)
-        right = self.compile(node[3], bound)
-        return lambda s: op(left(s), right(s))
+    def e_bin(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
+        op = node[1]
+        function = self._const(_BINARY[op])
+        left = self.expr(node[2], bound, ind)
+        right_node = node[3]
+        if right_node[0] == "lit":
+            value = right_node[1]
+            right = self._const(value)
+            if op in _NUMBER_TESTS and type(value) in (int, float) and abs(value) <= _EXACT:
+                # `amount > 500.0`: a double (not NaN, which the package will not order) or an int within 2**53
+                # compares directly; anything else takes the general path
+                t = self._tmp()
+                a = left if left.isidentifier() and left not in ("True", "False", "None") else self._set(ind, left)
+                number = f"(type({a}) is float and {a} == {a}) or (type({a}) is int and -{_EXACT} <= {a} <= {_EXACT})"
+                self._line(ind, f"if {number}:")
+                self._line(ind + 1, f"{t} = {a} {op} {right}")
+                self._line(ind, "else:")
+                self._line(ind + 1, f"{t} = {function}({a}, {right})")
+                return t
+        else:
+            right = self.expr(right_node, bound, ind)
+        return self._set(ind, f"{function}({left}, {right})")
 
     # calls: macros, builtins, ours, extensions
 
-    def c_call(self, node: tuple[Any, ...], bound: frozenset[str]) -> PyProgram:
+    def e_call(self, node: tuple[Any, ...], bound: dict[str, str], ind: int) -> str:
         _, name, target, args = node
         if target is None:
-            return self._global(name, args, bound)
+            return self._global(name, args, bound, ind)
         if (
             target[0] == "ident"
             and target[1] not in bound
@@ -946,95 +977,162 @@ class _Compiler:
         ):
             full = f"{target[1]}.{name}"  # a namespaced function: math.floor(x)
             if full in self.extensions:
-                return _caller(self._args(args, bound), function=self.extensions[full])
+                return self._call(self._args(args, bound, ind), ind, function=self.extensions[full])
             raise _Unsupported(f"the function {full}()")
         if name in _MACROS and args and args[0][0] == "ident":
-            return _MACROS[name](self, target, args, bound)
-        t = self.compile(target, bound)
+            return self._macro(name, target, args, bound, ind)
+        t = self.expr(target, bound, ind)
         if name == "size" and not args:
-            return lambda s: _size(t(s))
+            return self._set(ind, f"_size({t})")
         if name in _METHODS1 and len(args) == 1:
-            f, a = _METHODS1[name], self.compile(args[0], bound)
-            return lambda s: f(t(s), a(s))
+            return self._set(ind, f"{self._const(_METHODS1[name])}({t}, {self.expr(args[0], bound, ind)})")
         if name == "matches" and len(args) == 1:
-            return self._matches(t, args[0])
+            return self._matches(t, args[0], ind)
         if name in self.extensions and name not in _METHODS1:
-            return _caller([(False, t), *self._args(args, bound)], function=self.extensions[name])
+            target_arg = (False, t)
+            return self._call([target_arg, *self._args(args, bound, ind)], ind, function=self.extensions[name])
         raise _Unsupported(f"the method .{name}()")
 
-    def _global(self, name: str, args: list[tuple[Any, ...]], bound: frozenset[str]) -> PyProgram:
+    def _global(self, name: str, args: list[tuple[Any, ...]], bound: dict[str, str], ind: int) -> str:
         if name == "has":
             if len(args) != 1 or args[0][0] != "select":
                 raise _Unsupported("has")
-            operand, field = self.compile(args[0][1], bound), args[0][2]
-
-            def has(s: Scope) -> bool:
-                m = operand(s)
-                if isinstance(m, Mapping):
-                    return field in m
-                raise Defer
-
-            return has
+            m = self.expr(args[0][1], bound, ind)
+            t = self._tmp()
+            self._line(ind, f"if type({m}) is dict or isinstance({m}, Mapping):")
+            self._line(ind + 1, f"{t} = {self._const(args[0][2])} in {m}")
+            self._line(ind, "else:")
+            self._line(ind + 1, "raise Defer")
+            return t
         if name in _GLOBALS1 and len(args) == 1:
-            f, a = _GLOBALS1[name], self.compile(args[0], bound)
-            return lambda s: f(a(s))
+            v = self.expr(args[0], bound, ind)
+            return v if name == "dyn" else self._set(ind, f"{self._const(_GLOBALS1[name])}({v})")
         if name == "matches" and len(args) == 2:
-            return self._matches(self.compile(args[0], bound), args[1])
+            return self._matches(self.expr(args[0], bound, ind), args[1], ind)
         if name in self.functions:
             per_decision = name in self.bound_functions
-            if per_decision and args and args[0] == ("ident", "history") and "history" not in bound | self.lets:
+            raw = "history" in bound or "history" in self.lets
+            if per_decision and args and args[0] == ("ident", "history") and not raw:
                 args = [("lit", None), *args[1:]]  # a history function reads its index, not the variable
-            return _caller(self._args(args, bound), name=name, per_decision=per_decision)
+            scope = "s.fns" if per_decision else "s.static"
+            return self._call(self._args(args, bound, ind), ind, function=f"{scope}[{self._const(name)}]")
         if name in self.extensions and name not in _METHODS1:
-            return _caller(self._args(args, bound), function=self.extensions[name])
+            return self._call(self._args(args, bound, ind), ind, function=self.extensions[name])
         raise _Unsupported(f"the function {name}()")
 
-    def _args(self, nodes: list[tuple[Any, ...]], bound: frozenset[str]) -> list[tuple[bool, Any]]:
-        """Each argument as (True, its value) when it is a literal, else (False, its program)."""
-        return [(True, n[1]) if n[0] == "lit" else (False, self.compile(n, bound)) for n in nodes]
+    def _args(self, nodes: list[tuple[Any, ...]], bound: dict[str, str], ind: int) -> list[tuple[bool, str]]:
+        """Each argument as (True, a constant) or (False, its value; a type value is refused as soon as it is
+        made: the package hands a function the type's name)."""
+        out: list[tuple[bool, str]] = []
+        for n in nodes:
+            if n[0] == "lit":
+                out.append((True, self._const(n[1])))
+                continue
+            v = self.expr(n, bound, ind)
+            if not self._is_const(v):  # a constant was checked here, when it was computed
+                self._defer_if(ind, f"type({v}) is CelType")
+            out.append((self._is_const(v), v))
+        return out
 
-    def _matches(self, text: PyProgram, pattern: tuple[Any, ...]) -> PyProgram:
+    def _call(self, args: list[tuple[bool, str]], ind: int, function: Any) -> str:
+        """A call of an extension (``function`` a callable) or of fsa_guard's own (``function`` the text that
+        finds it in the scope). A failure is left to the CEL package, and so is an extension given a map (the
+        package hands it over in hash order). No tuple gets here: data holding one is left to the package whole
+        (``unmodelled``), as is a result holding what this module does not model (``_plain``)."""
+        if isinstance(function, str):
+            fn = self._set(ind, function)
+        else:
+            fn = self._const(function)
+            for literal, v in args:
+                if not literal:
+                    self._defer_if(ind, f"isinstance({v}, Mapping)")
+        t = self._tmp()
+        self._line(ind, "try:")
+        self._line(ind + 1, f"{t} = {fn}({', '.join(v for _, v in args)})")
+        self._line(ind, "except Exception:")
+        self._line(ind + 1, "raise Defer from None")
+        self._line(ind, f"if type({t}) is not bool and type({t}) is not float:")  # nothing inside to check
+        self._line(ind + 1, f"{t} = _plain({t})")
+        return t
+
+    def _matches(self, text: str, pattern: tuple[Any, ...], ind: int) -> str:
         if pattern[0] != "lit" or type(pattern[1]) is not str:
             raise _Unsupported("matches() with a pattern that is not a literal")
         search = self.regex(pattern[1])
         if search is None:
             raise _Unsupported(f"matches() with a pattern Python's re reads differently: {pattern[1]!r}")
+        self._defer_if(ind, f"type({text}) is not str")
+        return self._set(ind, f"{self._const(search)}({text})")
 
-        def matches(s: Scope) -> bool:
-            v = text(s)
-            if type(v) is not str:
-                raise Defer
-            return search(v)
+    def _macro(
+        self, kind: str, target: tuple[Any, ...], args: list[tuple[Any, ...]], bound: dict[str, str], ind: int
+    ) -> str:
+        """``exists`` and ``all`` stop at the first element of a list whose predicate decides, as in the package;
+        over a map (hash order there) every element is checked first. ``filter`` and ``map`` refuse a map."""
+        if (kind == "map" and len(args) not in (2, 3)) or (kind != "map" and len(args) != 2):
+            raise _Unsupported(f"{kind} arguments")
+        c = self.expr(target, bound, ind)
+        var = self._tmp("_v")
+        inner = {**bound, args[0][1]: var}
+        items = self._set(ind, f"_items({c}, {kind in ('filter', 'map')})")
+        t = self._tmp()
+        if kind in ("exists", "all"):
+            stop = kind == "exists"
+            in_order, hit = self._tmp(), self._tmp()
+            self._line(ind, f"{in_order} = type({c}) is list or type({c}) is tuple")
+            self._line(ind, f"{hit} = False")
+            self._line(ind, f"for {var} in {items}:")
+            p = self.expr(args[1], inner, ind + 1)
+            self._line(ind + 1, f"if {p} is {stop}:")
+            self._line(ind + 2, f"{hit} = True")
+            self._line(ind + 2, f"if {in_order}:")
+            self._line(ind + 3, "break")
+            self._line(ind + 1, f"elif {p} is not {not stop}:")
+            self._line(ind + 2, "raise Defer")
+            self._line(ind, f"{t} = {stop} if {hit} else {not stop}")
+            return t
+        if kind == "exists_one":
+            self._line(ind, f"{t} = 0")
+            self._each(var, items, args[1], inner, ind, f"{t} += 1")
+            return self._set(ind, f"{t} == 1")
+        self._line(ind, f"{t} = []")
+        if kind == "filter":
+            self._each(var, items, args[1], inner, ind, f"{t}.append({var})")
+            return t
+        self._line(ind, f"for {var} in {items}:")
+        if len(args) == 3:
+            p = self.expr(args[1], inner, ind + 1)
+            self._line(ind + 1, f"if {p} is not True:")
+            self._line(ind + 2, f"if {p} is False:")
+            self._line(ind + 3, "continue")
+            self._line(ind + 2, "raise Defer")
+        self._line(ind + 1, f"{t}.append({self.expr(args[-1], inner, ind + 1)})")
+        return t
 
-        return matches
+    def _each(
+        self, var: str, items: str, pred: tuple[Any, ...], inner: dict[str, str], ind: int, when_true: str
+    ) -> None:
+        """A loop over ``items`` that runs ``when_true`` where ``pred`` holds, and fails where it is not a bool."""
+        self._line(ind, f"for {var} in {items}:")
+        p = self.expr(pred, inner, ind + 1)
+        self._line(ind + 1, f"if {p} is True:")
+        self._line(ind + 2, when_true)
+        self._line(ind + 1, f"elif {p} is not False:")
+        self._line(ind + 2, "raise Defer")
 
 
-def _path(root: str, fields: tuple[str, ...]) -> PyProgram:
-    """``root.a.b...`` in one step. The root variables hold JSON-like data, where only a map can be indexed
-    by a name: anything else (a list, a text) fails, and so does a missing key, as in the package."""
-    if len(fields) == 2:
-        f1, f2 = fields
-
-        def path2(s: Scope) -> Any:
-            try:
-                return s.vars[root][f1][f2]
-            except Exception:
-                raise Defer from None
-
-        return path2
-
-    def path(s: Scope) -> Any:
-        try:
-            value = s.vars[root]
-            for f in fields:
-                value = value[f]
-        except Exception:
-            raise Defer from None
-        return value
-
-    return path
+@functools.lru_cache(maxsize=1024)
+def _code(source: str) -> CodeType | None:
+    """``source`` compiled, or None where Python cannot (blocks nested too deep). Every name, key and literal
+    but true, false and null is a constant handed to ``_make``, so expressions of the same shape (specs written
+    from a template) share their code, and a spec of thousands of norms is compiled in a few shapes."""
+    try:
+        return compile(source, "<cel>", "exec")
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
 
 
+_DEEPEST = 16  # indentation of the generated code (each block adds at most 2) beyond which a part is written apart
 _OPERATORS = frozenset({"list", "map", "not", "neg", "and", "or", "cond", "bin"})
 
 
@@ -1054,53 +1152,26 @@ def _constant(node: tuple[Any, ...]) -> bool:
     return all(_constant(n) for n in node[1:])
 
 
-def _caller(
-    args: list[tuple[bool, Any]],
-    function: Callable[..., Any] | None = None,
-    name: str = "",
-    per_decision: bool = False,
-) -> PyProgram:
-    """A call with ``args`` (see ``_Compiler._args``) of ``function`` (an extension), or of fsa_guard's
-    function ``name`` (from ``Scope.fns`` when ``per_decision``, else ``Scope.static``). A failure is left
-    to the CEL package, and so is a call given a type value (the package hands over its name) and an extension
-    given a map (the package hands it over in hash order). No tuple gets here: data holding one is left to the
-    package whole (``unmodelled``), as is a result holding what this module does not model (``_plain``)."""
-    fixed = [value if const else None for const, value in args]
-    dynamic = [(i, value) for i, (const, value) in enumerate(args) if not const]
-    extension = function is not None
-
-    def call(s: Scope) -> Any:
-        values = fixed.copy()
-        for i, program in dynamic:
-            v = values[i] = program(s)
-            if type(v) is CelType:
-                raise Defer  # the package hands a function the type's name
-        if extension:
-            if any(isinstance(v, Mapping) for v in values):
-                raise Defer
-            fn = function
-        else:
-            fn = (s.fns if per_decision else s.static)[name]
-        try:
-            result = fn(*values)  # type: ignore[misc]
-        except Exception:
-            raise Defer from None
-        return result if type(result) in _SAFE else _plain(result)
-
-    return call
+def _select(m: Any, field: str) -> Any:
+    if type(m) is dict:
+        value = m.get(field, _NONE)
+        if value is not _NONE:
+            return value
+    elif isinstance(m, Mapping) and field in m:
+        return m[field]
+    raise Defer
 
 
-def _macro(kind: str) -> Callable[[_Compiler, tuple[Any, ...], list[tuple[Any, ...]], frozenset[str]], PyProgram]:
-    def build(c: _Compiler, target: tuple[Any, ...], args: list[tuple[Any, ...]], bound: frozenset[str]) -> PyProgram:
-        var = args[0][1]
-        if (kind == "map" and len(args) not in (2, 3)) or (kind != "map" and len(args) != 2):
-            raise _Unsupported(f"{kind} arguments")
-        coll = c.compile(target, bound)
-        inner = bound | {var}
-        body = [c.compile(a, inner) for a in args[1:]]
-        return _MACRO_RUNNERS[kind](coll, var, body)
-
-    return build
+def _index(c: Any, k: Any) -> Any:
+    tk = type(k)
+    if type(c) in _LISTS:
+        if tk is int and 0 <= k < len(c):
+            return c[k]
+    elif tk is str and isinstance(c, Mapping):
+        value = c.get(k, _NONE)
+        if value is not _NONE:
+            return value
+    raise Defer
 
 
 def _items(v: Any, ordered: bool) -> Any:
@@ -1111,122 +1182,7 @@ def _items(v: Any, ordered: bool) -> Any:
     raise Defer
 
 
-def _quantifier(stop: bool) -> Callable[[PyProgram, str, list[PyProgram]], PyProgram]:
-    """``exists`` (``stop`` True) or ``all`` (``stop`` False): over a list, the first element whose predicate
-    is ``stop`` decides, as in the package; over a map (hash order there) every element is checked first."""
-    go_on, decided = not stop, stop
-
-    def build(coll: PyProgram, var: str, body: list[PyProgram]) -> PyProgram:
-        (pred,) = body
-
-        def quantify(s: Scope) -> bool:
-            c = coll(s)
-            in_order = type(c) in _LISTS
-            items, loc = _items(c, False), s.local
-            old = loc.get(var, _NONE)
-            hit = False
-            try:
-                for x in items:
-                    loc[var] = x
-                    r = pred(s)
-                    if r is stop:
-                        if in_order:
-                            return decided
-                        hit = True
-                    elif r is not go_on:
-                        raise Defer
-                return decided if hit else go_on
-            finally:
-                _restore(loc, var, old)
-
-        return quantify
-
-    return build
-
-
-def _run_exists_one(coll: PyProgram, var: str, body: list[PyProgram]) -> PyProgram:
-    (pred,) = body
-
-    def exists_one(s: Scope) -> bool:
-        items, loc = _items(coll(s), False), s.local
-        old = loc.get(var, _NONE)
-        n = 0
-        try:
-            for x in items:
-                loc[var] = x
-                r = pred(s)
-                if r is True:
-                    n += 1
-                elif r is not False:
-                    raise Defer
-            return n == 1
-        finally:
-            _restore(loc, var, old)
-
-    return exists_one
-
-
-def _run_filter(coll: PyProgram, var: str, body: list[PyProgram]) -> PyProgram:
-    (pred,) = body
-
-    def filter_(s: Scope) -> list[Any]:
-        items, loc = _items(coll(s), True), s.local
-        old = loc.get(var, _NONE)
-        out = []
-        try:
-            for x in items:
-                loc[var] = x
-                r = pred(s)
-                if r is True:
-                    out.append(x)
-                elif r is not False:
-                    raise Defer
-            return out
-        finally:
-            _restore(loc, var, old)
-
-    return filter_
-
-
-def _run_map(coll: PyProgram, var: str, body: list[PyProgram]) -> PyProgram:
-    pred, fn = (None, body[0]) if len(body) == 1 else body
-
-    def map_(s: Scope) -> list[Any]:
-        items, loc = _items(coll(s), True), s.local
-        old = loc.get(var, _NONE)
-        out = []
-        try:
-            for x in items:
-                loc[var] = x
-                if pred is not None:
-                    r = pred(s)
-                    if r is False:
-                        continue
-                    if r is not True:
-                        raise Defer
-                out.append(fn(s))
-            return out
-        finally:
-            _restore(loc, var, old)
-
-    return map_
-
-
-def _restore(loc: dict[str, Any], var: str, old: Any) -> None:
-    if old is _NONE:
-        loc.pop(var, None)
-    else:
-        loc[var] = old
-
-
-_MACRO_RUNNERS = {
-    "exists": _quantifier(True),
-    "all": _quantifier(False),
-    "exists_one": _run_exists_one,
-    "filter": _run_filter,
-    "map": _run_map,
-}
-_MACROS = {name: _macro(name) for name in _MACRO_RUNNERS}
+_MACROS = frozenset({"exists", "all", "exists_one", "filter", "map"})
 
 
 def compile_py(
@@ -1248,7 +1204,7 @@ def compile_py(
     """
     try:
         tree = _Parser(src).parse()
-        return _Compiler(lets, roots, functions, bound_functions, extensions, regex).compile(tree, frozenset()), ""
+        return _Emitter(lets, roots, functions, bound_functions, extensions, regex).program(tree), ""
     except _Unsupported as exc:
         return None, str(exc)
     except RecursionError:

@@ -179,6 +179,39 @@ def test_what_python_does_not_model_is_not_compiled(src):
     assert _compile(src, frozenset(DATA)) is None
 
 
+_SUM_12 = " + ".join(f"a{i}" for i in range(12))
+
+
+def _alternating(depth: int, value: str) -> str:
+    """``(x.n == 0 || (x.n == 1 && (x.n == 2 || ...)))``, ``depth`` operators nested on the right."""
+    src = value
+    for i in range(depth):
+        src = f"(x.n == {i} {'&&' if i % 2 else '||'} {src})"
+    return src
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        _alternating(40, "true"),
+        _alternating(40, "x.missing"),  # an error deep down, absorbed or not on the way up
+        "".join(f"(x.n == {i} || " for i in range(40)) + "x.s" + ")" * 40,
+        "".join(f"[1, 2].exists(a{i}, " for i in range(12)) + _SUM_12 + " > 23" + ")" * 12,
+        "".join(f"[1, 2].all(a{i}, x.n > 0 && (" for i in range(12)) + _SUM_12 + " > 12" + "))" * 12,
+        "[1, 2, 3]" + "".join(f".map(a{i}, a{i} + 1)" for i in range(30)) + ".filter(z, z > 32)",
+    ],
+    ids=["and-or-40", "and-or-40-error", "or-chain-40", "exists-12", "all-12", "map-30"],
+)
+def test_deeply_nested_expressions_run_in_python_and_agree(src):
+    # Python compiles at most 20 blocks inside each other: deeper parts are generated as functions of their own,
+    # handed the macro variables they read
+    assert _compile(src, frozenset(DATA)) is not None
+    want, got = run_both(src, DATA)
+    assert (want == ("error", want[1]) and got == _DEFERRED) or (want[0] == "value" and same(want[1], got[1])), (
+        f"package {want}, Python {got}"
+    )
+
+
 # ---- generated expressions over generated data --------------------------------------------------------
 
 _STRINGS = ["", "a", "ab", "A b", "é", "x@example.com", "12", "-3", "1.5", "1h", "true", "null", "the sky", "ñu\n"]

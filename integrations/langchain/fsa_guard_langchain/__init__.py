@@ -14,7 +14,7 @@ LangGraph interrupt until the person answers (``Command(resume="approve" | "deny
 "args": {...}})``). For other agent styles, :func:`guard_tools` wraps plain LangChain tools.
 """
 
-from .convert import METADATA_KEY, answer_from_resume, history_from_messages, request_from_messages
+from .convert import METADATA_KEY, answer_from_resume, history_from_messages, read_messages, request_from_messages
 from .middleware import APPROVAL_TYPE, FSAGuardMiddleware, approval_payload, values_statement
 from .tools import GuardedTool, guard_tools
 
@@ -30,6 +30,7 @@ __all__ = [
     "approval_payload",
     "guard_tools",
     "history_from_messages",
+    "read_messages",
     "request_from_messages",
     "values_statement",
 ]

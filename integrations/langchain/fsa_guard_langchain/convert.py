@@ -24,6 +24,7 @@ __all__ = [
     "history_from_messages",
     "is_resume",
     "messages_of",
+    "read_messages",
     "refusal_text",
     "request_from_messages",
     "revision_note",
@@ -37,13 +38,38 @@ METADATA_KEY = "fsa_guard"
 
 def messages_of(state: Any) -> Sequence[BaseMessage]:
     """The messages of an agent state (a mapping, an object with ``messages``, or a list of messages)."""
-    if isinstance(state, Mapping):
+    if type(state) is dict or isinstance(state, Mapping):
         messages = state.get("messages", ())
     elif isinstance(state, list | tuple):
         messages = state
     else:
         messages = getattr(state, "messages", ())
-    return [m for m in messages or () if isinstance(m, BaseMessage)]
+    return [m for m in messages or () if _kind(type(m)) is not _OTHER]
+
+
+_HUMAN, _AI, _TOOL, _MESSAGE, _OTHER = range(5)
+_KINDS: dict[type, int] = {}
+
+
+def _kind(t: type) -> int:
+    """What a message of type ``t`` is, found once per type: message classes are pydantic models, whose
+    ``isinstance`` goes through ``ABCMeta`` every time, and every call of every run reads every message."""
+    kind = _KINDS.get(t)
+    if kind is None:
+        kind = (
+            _HUMAN
+            if issubclass(t, HumanMessage)
+            else _AI
+            if issubclass(t, AIMessage)
+            else _TOOL
+            if issubclass(t, ToolMessage)
+            else _MESSAGE
+            if issubclass(t, BaseMessage)
+            else _OTHER
+        )
+        if len(_KINDS) < 256:  # a few message classes, unless someone makes classes on the fly
+            _KINDS[t] = kind
+    return kind
 
 
 def text_of(message: BaseMessage) -> str:
@@ -63,7 +89,7 @@ def text_of(message: BaseMessage) -> str:
 def request_from_messages(messages: Sequence[BaseMessage]) -> str:
     """The person's request: the text of the latest human message, or ``""`` when there is none."""
     for message in reversed(messages):
-        if isinstance(message, HumanMessage):
+        if _kind(type(message)) is _HUMAN:
             return text_of(message)
     return ""
 
@@ -76,21 +102,35 @@ def history_from_messages(messages: Sequence[BaseMessage], exclude: str | None =
     current call, its siblings in the same model turn), calls the guard did not let run, and the latest call
     whose id is ``exclude`` (the call being decided).
     """
+    return read_messages(messages, exclude)[1]
+
+
+def read_messages(messages: Sequence[BaseMessage], call_id: str | None = None) -> tuple[str, list[Call], str]:
+    """In one pass over the run: the person's request (see :func:`request_from_messages`), the history
+    before the call ``call_id`` (see :func:`history_from_messages`), and the model turn that made that call
+    (the id of the latest AI message proposing it, or ``#`` and its place; ``""`` when none does)."""
     calls: list[Mapping[str, Any]] = []
     waiting: dict[str, deque[int]] = {}
     results: dict[int, ToolMessage] = {}
-    for message in messages:
-        if isinstance(message, AIMessage):
-            for proposed in message.tool_calls:
-                if proposed.get("id") is not None:
-                    waiting.setdefault(str(proposed["id"]), deque()).append(len(calls))
+    human: BaseMessage | None = None
+    turn, latest = "", -1
+    for i, message in enumerate(messages):
+        kind = _kind(type(message))
+        if kind is _AI:
+            for proposed in message.tool_calls:  # type: ignore[attr-defined]
+                pid = proposed.get("id")
+                if pid is not None:
+                    if call_id is not None and pid == call_id:
+                        turn, latest = str(message.id or f"#{i}"), len(calls)
+                    waiting.setdefault(str(pid), deque()).append(len(calls))
                     calls.append(proposed)
-        elif isinstance(message, ToolMessage):
-            queue = waiting.get(message.tool_call_id)
+        elif kind is _TOOL:
+            queue = waiting.get(message.tool_call_id)  # type: ignore[attr-defined]
             if queue:
-                results[queue.popleft()] = message
-    if exclude is not None:
-        results.pop(max((i for i, c in enumerate(calls) if c.get("id") == exclude), default=-1), None)
+                results[queue.popleft()] = message  # type: ignore[assignment]
+        elif kind is _HUMAN:
+            human = message
+    results.pop(latest, None)
     history: list[Call] = []
     for i, call in enumerate(calls):
         result = results.get(i)
@@ -104,7 +144,7 @@ def history_from_messages(messages: Sequence[BaseMessage], exclude: str | None =
             if isinstance(noted.get("tool"), str) and isinstance(noted.get("args"), Mapping):
                 tool, args = noted["tool"], dict(noted["args"])
         history.append(Call(tool, args, text_of(result)))
-    return history
+    return ("" if human is None else text_of(human)), history, turn
 
 
 # -- what the model reads ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -33,11 +33,10 @@ from fsa_guard import Action, ApprovalQueue, Decision, Guard
 from .convert import (
     METADATA_KEY,
     answer_from_resume,
-    history_from_messages,
     is_resume,
     messages_of,
+    read_messages,
     refusal_text,
-    request_from_messages,
     revision_note,
     text_of,
     waiting_text,
@@ -96,7 +95,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     @override
     def wrap_tool_call(self, request: ToolCallRequest, handler: _SyncHandler) -> ToolMessage | Command[Any]:
         """Decide the call, then run it, run it revised, refuse it, or interrupt to ask the person."""
-        action, key = self._action(request), self._key(request)
+        action, key = self._read(request)
         decision = self._take_pending(key, action)
         if decision is None:
             decision = self._seen(self.guard.decide(action))
@@ -112,7 +111,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             if decision.outcome == "escalate":
                 return _not_run(request, decision, waiting_text(decision, again=True))
         ready = self._prepare(request, decision)
-        if isinstance(ready, ToolMessage):
+        if not isinstance(ready, ToolCallRequest):  # the ToolMessage of a call that does not run
             return ready
         try:
             result = handler(ready)
@@ -124,7 +123,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     @override
     async def awrap_tool_call(self, request: ToolCallRequest, handler: _AsyncHandler) -> ToolMessage | Command[Any]:
         """:meth:`wrap_tool_call` for agents run with ``ainvoke`` / ``astream``."""
-        action, key = self._action(request), self._key(request)
+        action, key = self._read(request)
         decision = self._take_pending(key, action)
         if decision is None:
             decision = self._seen(await self.guard.adecide(action))
@@ -140,7 +139,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             if decision.outcome == "escalate":
                 return _not_run(request, decision, waiting_text(decision, again=True))
         ready = self._prepare(request, decision)
-        if isinstance(ready, ToolMessage):
+        if not isinstance(ready, ToolCallRequest):  # the ToolMessage of a call that does not run
             return ready
         try:
             result = await handler(ready)
@@ -149,18 +148,18 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             raise
         return self._finish(decision, result)
 
-    def _action(self, request: ToolCallRequest) -> Action:
+    def _read(self, request: ToolCallRequest) -> tuple[Action, _Key]:
+        """The call as an Action for the guard, and the key its escalation is kept under: (thread id, tool call
+        id, the model turn that made the call). A replay of the same turn finds the key again; a later turn that
+        reuses the id does not."""
         call = request.tool_call
-        messages = messages_of(request.state)
+        call_id = call.get("id")
+        text, history, turn = read_messages(messages_of(request.state), call_id)
         context = dict(self.context(request)) if self.context is not None else {}
-        return Action(
-            tool=call["name"],
-            args=call.get("args") or {},
-            request=request_from_messages(messages),
-            history=tuple(history_from_messages(messages, exclude=call.get("id"))),
-            context=context,
-            id=call.get("id"),
-        )
+        action = Action(call["name"], call.get("args") or {}, text, tuple(history), context, id=call_id)
+        config = getattr(request.runtime, "config", None) or {}
+        configurable = config.get("configurable") or {} if type(config) is dict or isinstance(config, Mapping) else {}
+        return action, (str(configurable.get("thread_id", "")), str(call_id or ""), turn if call_id else "")
 
     def _queued(self, value: Any, decision: Decision) -> str | None:
         """The approval to resume from the queue, when the resume value says so (``"resume"``); otherwise
@@ -183,7 +182,8 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         if decision.outcome == "escalate":  # an in-process approver gave no usable answer
             return _not_run(request, decision, waiting_text(decision))
         call, run = request.tool_call, decision.action
-        if run.tool == call["name"] and dict(run.args) == dict(call.get("args") or {}):
+        args = call.get("args") or {}
+        if run.tool == call["name"] and (run.args is args or dict(run.args) == dict(args)):
             return request
         revised = request.override(tool_call={**call, "name": run.tool, "args": dict(run.args)})
         if run.tool == call["name"]:
@@ -198,7 +198,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     def _finish(self, decision: Decision, result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
         """Report how the call went, and tell the model about a revision: in the tool's message, also where
         the tool answers with a Command that carries it."""
-        if isinstance(result, ToolMessage):
+        if type(result) is ToolMessage or isinstance(result, ToolMessage):
             return self._told(decision, result)
         update = getattr(result, "update", None)  # a tool that updates the graph state itself
         messages = update.get("messages") if isinstance(update, Mapping) else None
@@ -228,13 +228,6 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         return decision
 
     # -- escalations kept for their resume -----------------------------------------------------------
-
-    @staticmethod
-    def _key(request: ToolCallRequest) -> _Key:
-        config = getattr(request.runtime, "config", None) or {}
-        configurable = config.get("configurable") or {} if isinstance(config, Mapping) else {}
-        call_id = str(request.tool_call.get("id") or "")
-        return str(configurable.get("thread_id", "")), call_id, _turn(messages_of(request.state), call_id)
 
     def _take_pending(self, key: _Key, action: Action) -> Decision | None:
         """The escalated decision of this call, kept from before the interrupt (the node runs again)."""
@@ -278,16 +271,6 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             f"{content}\n\n{statement}" if isinstance(content, str) else [*content, {"type": "text", "text": statement}]
         )
         return request.override(system_message=SystemMessage(content=merged))
-
-
-def _turn(messages: Sequence[Any], call_id: str) -> str:
-    """The model turn that made the call ``call_id`` (its message id, or its place): a replay of the same
-    turn finds it again, a later turn that reuses the id does not."""
-    for i in range(len(messages) - 1, -1, -1):
-        message = messages[i]
-        if isinstance(message, AIMessage) and any(c.get("id") == call_id for c in message.tool_calls):
-            return str(message.id or f"#{i}")
-    return ""
 
 
 def values_statement(guard: Guard) -> str:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from fsa_guard_langchain import METADATA_KEY, answer_from_resume, history_from_messages, request_from_messages
+from fsa_guard_langchain import (
+    METADATA_KEY,
+    answer_from_resume,
+    history_from_messages,
+    read_messages,
+    request_from_messages,
+)
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from fsa_guard import Answer, Call
@@ -85,3 +91,30 @@ def test_resume_values_that_are_answers(value, expected):
 def test_anything_else_refuses_the_call(value):
     answer = answer_from_resume(value)
     assert answer.choice == "deny" and "could not be read" in answer.note
+
+
+def test_one_pass_reads_the_request_the_history_and_the_turn_that_made_the_call():
+    """What the middleware reads per call: the turn is the latest AI message proposing the id (its id, or
+    ``#`` and its place), so a replay of that turn finds its kept escalation and a later turn reusing the id
+    does not."""
+    first = AIMessage(content="", id="turn-1", tool_calls=[{"id": "call_0", "name": "read_notes", "args": {}}])
+    messages = [
+        HumanMessage("hello"),
+        first,
+        ToolMessage("notes", tool_call_id="call_0"),
+        HumanMessage("now mail them"),
+        turn(("call_0", "send_email", {"to": "x@example.com"})),  # no message id: its place
+    ]
+    request, history, made_by = read_messages(messages, "call_0")
+    assert request == "now mail them"
+    assert history == [Call("read_notes", {}, "notes")]  # the call being decided is left out
+    assert made_by == "#4"
+    assert read_messages(messages[:3], "call_0") == ("hello", [], "turn-1")
+    assert read_messages(messages, "call_9") == ("now mail them", [Call("read_notes", {}, "notes")], "")
+    assert read_messages(messages, None)[2] == ""
+
+    # a subclass of a message class (a chunk, an app's own) is read as its base class
+    class Mine(HumanMessage):
+        pass
+
+    assert read_messages([*messages, Mine("and thank them")], "call_0")[0] == "and thank them"
