@@ -27,7 +27,7 @@ from ..errors import StoreError
 from ..spec.compiled import CompiledBudget, CompiledNorm, CompiledRemember, CompiledSpec, ToolPlan
 from ..store.base import Store
 from .expr import Compiled
-from .functions import HistoryIndex, _fixed_offset
+from .functions import HistoryIndex, _fixed_offset, history_functions
 from .pycel import Scope, unmodelled
 from .schema import ArgsValidator
 
@@ -259,12 +259,12 @@ class _BadValue(Exception):
 def _context(spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None) -> Any:
     """The decision's values as a context of the CEL package."""
     variables, functions = _bindings(spec, plan, action, now, store, for_cel=True)
-    return cel.Context(variables=variables, functions=functions)
+    return cel.Context(variables=variables, functions=dict(functions))
 
 
 def _bindings(
     spec: CompiledSpec, plan: ToolPlan, action: Action, now: datetime, store: Store | None, for_cel: bool
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], Mapping[str, Any]]:
     """The variables and functions the plan's expressions read."""
     names = plan.variables
     variables: dict[str, Any] = {}
@@ -286,13 +286,19 @@ def _bindings(
     if "state" in names:
         variables["state"] = _state(spec, plan, store, now)
     # The CEL package needs every function registered; Python finds the spec's own in spec.static_functions.
-    functions = dict(plan.functions) if for_cel else {}
+    functions: Mapping[str, Any] = dict(plan.functions) if for_cel else {}
     if "history" in names or plan.history_functions:
-        index = HistoryIndex(action.history)
         # Converting the history for CEL is costly; do it only when an expression reads it directly.
         # History functions get the Python-side index instead.
-        variables["history"] = index.as_cel() if plan.raw_history else 0
-        functions.update(index.bound(plan.history_functions))
+        bound: Mapping[str, Any]
+        if plan.raw_history:
+            index = HistoryIndex(action.history)
+            variables["history"] = index.as_cel()
+            bound = index.bound(plan.history_functions)
+        else:
+            variables["history"] = 0
+            bound = history_functions(action.history, plan.history_functions)
+        functions = {**functions, **bound} if for_cel else bound
     return variables, functions
 
 

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ import cel
 
 from ..action import Call
 
-__all__ = ["HISTORY_FUNCTIONS", "HistoryIndex", "static_functions"]
+__all__ = ["HISTORY_FUNCTIONS", "HistoryIndex", "history_functions", "static_functions"]
 
 #: Functions bound per decision to the history index. name -> (min args, max args)
 HISTORY_FUNCTIONS: dict[str, tuple[int, int]] = {
@@ -306,6 +307,22 @@ class HistoryIndex:
 
 _UNSET: Any = object()
 _MISSING: Any = object()
+
+
+_NO_HISTORY = HistoryIndex(())  # nothing to index, nothing it caches: one serves every decision without history
+
+
+@functools.lru_cache(maxsize=256)
+def _unbound(names: tuple[str, ...]) -> Mapping[str, Callable[..., Any]]:
+    return MappingProxyType(_NO_HISTORY.bound(names))
+
+
+def history_functions(history: Sequence[Any], names: tuple[str, ...]) -> Mapping[str, Callable[..., Any]]:
+    """The history functions ``names`` over ``history``, indexed once for this decision. (The first call of a
+    run has no history: its functions are made once per plan.)"""
+    if not history and type(history) in (tuple, list):
+        return _unbound(names)
+    return HistoryIndex(history).bound(names)
 
 
 def _text_leaves(value: Any, depth: int = 0) -> list[str]:

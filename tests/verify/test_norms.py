@@ -925,10 +925,20 @@ def test_malformed_actions_are_denied(make_guard, action):
     assert (f.source, f.id, f.effect) == ("schema", "malformed-action", "deny")
 
 
-def test_malformed_history_is_denied(make_guard):
+@pytest.mark.parametrize("history", [[42], 0, 7, None, False])
+def test_malformed_history_is_denied(make_guard, history):
+    # (an empty history is indexed once for all decisions: what is not a list or tuple must not pass for empty)
     g = one_norm(make_guard, 'count(history, "x") > 5', "escalate")
-    d = g.decide(Action("t", {}, history=[42]))  # type: ignore[list-item]
+    d = g.decide(Action("t", {}, history=history))  # type: ignore[arg-type]
     assert d.outcome == "deny" and d.finding_ids() == ["malformed-action"]
+
+
+def test_decisions_without_history_and_with_it_take_turns(make_guard):
+    g = one_norm(make_guard, 'count(history, "read_*") > 1', "escalate")
+    read = Call("read_file", {"path": "a"}, "x")
+    for history in ([], (), [read, read], [], [read], ()):
+        expected = "escalate" if len(history) > 1 else "allow"
+        assert g.decide(Action("t", {}, history=history)).outcome == expected, history
 
 
 def test_ints_and_doubles_compare(make_guard):

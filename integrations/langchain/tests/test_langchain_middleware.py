@@ -274,3 +274,20 @@ def test_the_middleware_implements_both_paths_of_each_hook(make_guard) -> None:
     for hook in ("wrap_model_call", "awrap_model_call"):
         assert getattr(type(injecting), hook) is not getattr(AgentMiddleware, hook)
     assert isinstance(injecting, FSAGuardMiddleware) and injecting.inject_values
+
+
+def test_the_hooks_show_langsmith_their_own_signature(make_guard):
+    """LangSmith's traceable reads a hook's signature on every call, to pass a `run_tree` to hooks that take one;
+    the signature kept on the hooks must be the one their code has."""
+    import inspect
+
+    middleware = FSAGuardMiddleware(make_guard(), inject_values=True)
+    for name in ("wrap_tool_call", "awrap_tool_call", "wrap_model_call", "awrap_model_call"):
+        hook = getattr(middleware, name)
+        assert list(inspect.signature(hook).parameters) == ["request", "handler"]
+        kept = inspect.signature(hook.__func__)
+        del hook.__func__.__signature__
+        try:
+            assert inspect.signature(hook.__func__) == kept
+        finally:
+            hook.__func__.__signature__ = kept
