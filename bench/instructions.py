@@ -7,6 +7,15 @@ Each path (expressions in Python, and ``FSA_GUARD_PYCEL=0``: everything on the C
 ``valgrind --tool=callgrind``: once deciding the 47 labelled calls of ``alice`` over the enterprise baseline
 ``--rounds`` times after one warm-up round, once with the warm-up round alone; the difference over the
 number of timed decisions is the count per decision. Takes about a minute per path.
+
+    .venv/bin/python bench/instructions.py --agent [--steps 40]
+
+The LangChain step of ``bench/middleware.py`` (``ChatOpenAI`` mocked at the transport) under
+``valgrind --tool=cachegrind`` with its cache simulation, the last level set to a 512 KiB L2 (the EPYC's):
+instructions and simulated cache misses per step for the plain agent, the agent with a no-op tool hook, and the
+agent with FSAGuardMiddleware. Inside an agent a decision runs with cold caches, so its misses weigh as much as
+its instructions; these counts do not move with the load on a shared host, where the timed share does. Takes a
+few minutes.
 """
 
 from __future__ import annotations
@@ -47,16 +56,78 @@ def _count(rounds: int, python: bool) -> int:
     return int(m.group(1))
 
 
+_CACHEGRIND = re.compile(r"==\d+== (I\s+refs|I1\s+misses|D1\s+misses|LL misses):\s+([\d,]+)")
+_AGENTS = ("plain", "no-op hooks", "FSAGuardMiddleware")
+_WARM_STEPS = 10
+
+
+def _agent_child(variant: str, steps: int) -> None:
+    os.environ["LANGSMITH_TRACING"] = "false"
+    sys.path.insert(0, str(ROOT))
+    from bench.middleware import build
+
+    built = build()
+    agent = built["openai_agents"][variant]
+    for _ in range(steps):
+        agent.invoke(built["input"])
+
+
+def _agent_counts(variant: str, steps: int) -> subprocess.Popen[str]:
+    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--LL=524288,8,64", "--cachegrind-out-file=/dev/null"]
+    cmd += [sys.executable, __file__, "--agent-child", variant, str(steps)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _read_counts(run: subprocess.Popen[str]) -> dict[str, int]:
+    _, err = run.communicate()
+    counts = {" ".join(k.split()): int(v.replace(",", "")) for k, v in _CACHEGRIND.findall(err)}
+    if run.returncode or len(counts) != 4:
+        raise RuntimeError(f"cachegrind gave no counts: {err[-2000:]}")
+    return counts
+
+
+def agent(steps: int) -> None:
+    """Per step: each variant run for ``_WARM_STEPS`` steps and for ``_WARM_STEPS + steps``, two at a time."""
+    per: dict[str, dict[str, float]] = {}
+    for variant in _AGENTS:
+        short, long = _agent_counts(variant, _WARM_STEPS), _agent_counts(variant, _WARM_STEPS + steps)
+        a, b = _read_counts(short), _read_counts(long)
+        per[variant] = {k: (b[k] - a[k]) / steps for k in a}
+    plain = per["plain"]
+    print(_row("per step", ["instructions", "I1 misses", "D1 misses", "L2 misses"]))
+    for variant, c in per.items():
+        print(_row(variant, [f"{c[k]:,.0f}" for k in _KEYS]))
+        if variant != "plain":
+            print(_row("  over plain", [f"{100 * (c[k] - plain[k]) / plain[k]:+.1f} %" for k in _KEYS]))
+
+
+_KEYS = ("I refs", "I1 misses", "D1 misses", "LL misses")
+
+
+def _row(label: str, cells: list[str]) -> str:
+    return f"{label:22}" + "".join(f"{cell:>14}" for cell in cells)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--agent", action="store_true", help="the LangChain step under cachegrind instead")
+    ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--agent-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
         _child(args.child)
         return
+    if args.agent_child is not None:
+        _agent_child(args.agent_child[0], int(args.agent_child[1]))
+        return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    if args.agent:
+        agent(args.steps)
+        return
     sys.path.insert(0, str(ROOT))
     from bench.reference import SPECS, load_actions
 

@@ -212,6 +212,16 @@ def test_deeply_nested_expressions_run_in_python_and_agree(src):
     )
 
 
+def test_text_in_an_expression_never_becomes_python_code():
+    # Literals, keys and names reach the generated function as constants, never as source text.
+    sneaky = "') or __import__('os').getpid() or ('"
+    for src in [f'"{sneaky}" == x.s', f'{{"{sneaky}": 1}}["{sneaky}"] == 1', f'has(x.d) && x.d["{sneaky}"] == 1']:
+        want, got = run_both(src, DATA)
+        assert want[0] == got[0] or got == _DEFERRED, (src, want, got)
+        if got[0] == "value":
+            assert same(want[1], got[1]), (src, want, got)
+
+
 # ---- generated expressions over generated data --------------------------------------------------------
 
 _STRINGS = ["", "a", "ab", "A b", "é", "x@example.com", "12", "-3", "1.5", "1h", "true", "null", "the sky", "ñu\n"]
