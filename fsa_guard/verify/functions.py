@@ -472,7 +472,7 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         return contains(token_text(text), value)
 
     def get(container: Any, key: Any, default: Any = None) -> Any:
-        if isinstance(container, Mapping):
+        if type(container) is dict or isinstance(container, Mapping):
             return container.get(key, default)
         if isinstance(container, list) and isinstance(key, int) and -len(container) <= key < len(container):
             return container[key]

@@ -144,6 +144,8 @@ def _eq(a: Any, b: Any) -> bool:
         if tb in _LISTS:
             return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b, strict=True))
         return _kind_known(b) and False
+    if ta is CelType and tb is CelType:  # `type(x) == list`: before the slow isinstance of an ABC below
+        return bool(a.name == b.name)
     if isinstance(a, Mapping):
         if isinstance(b, Mapping):
             if not all(type(k) is str for k in a) or not all(type(k) is str for k in b):
@@ -156,8 +158,6 @@ def _eq(a: Any, b: Any) -> bool:
         return bool(a == b)
     if ta is timedelta and tb is timedelta:
         return bool(a == b)
-    if ta is CelType and tb is CelType:
-        return bool(a.name == b.name)
     if _kind_known(a) and _kind_known(b):
         return False
     raise Defer
