@@ -73,7 +73,7 @@ class Action:
     def to_dict(self, full: bool = False) -> dict[str, Any]:
         """The call part of the action (tool and args), JSON-ready even when the action is malformed; with
         ``full``, also its request, history, context, pinned ``now`` and id, for :meth:`from_dict`."""
-        args = self.args if isinstance(self.args, Mapping) else {"<malformed>": self.args}
+        args = self.args if type(self.args) is dict or isinstance(self.args, Mapping) else {"<malformed>": self.args}
         out: dict[str, Any] = {"tool": jsonable(self.tool), "args": jsonable(args)}
         if full:
             calls = (Call.coerce(h) for h in self.history)

@@ -232,9 +232,11 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     def _take_pending(self, key: _Key, action: Action) -> Decision | None:
         """The escalated decision of this call, kept from before the interrupt (the node runs again)."""
+        if not key[1] or not self._pending:  # the usual case, without taking the lock
+            return None
         with self._lock:
             decision = self._pending.get(key)
-        if decision is None or not key[1]:
+        if decision is None:
             return None
         if decision.proposed.tool != action.tool or dict(decision.proposed.args) != dict(action.args):
             return None  # another call under a reused id: decide it
