@@ -721,8 +721,9 @@ class _Emitter:
     memory a decision touches: inside an agent, between other work, that memory is out of the CPU's caches
     and the misses cost more than the calls. Here each node becomes a few statements of one function, its
     value in a local variable; an error is ``raise Defer``, exactly where the node would have raised it.
-    ``&&`` and ``||`` chains are written flat (their terms one after the other), so Python's limit on nested
-    blocks only meets expressions nested very deeply in other ways; those go to the CEL package.
+    ``&&`` and ``||`` chains are written flat (their terms one after the other), and a part nested deeper than
+    Python compiles (20 blocks) is a function of its own. Every literal, key and name is a constant of the
+    function, never source text, so expressions of the same shape share their compiled code.
     """
 
     def __init__(
