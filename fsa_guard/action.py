@@ -99,6 +99,9 @@ class Action:
         )
 
 
+_KEPT = frozenset({str, int, bool, type(None)})  # kept as they are, without a call each
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as JSON-ready data: containers recursively, times as ISO text, anything else as its repr."""
     t = type(value)
@@ -107,9 +110,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else repr(value)
     if t is dict or isinstance(value, Mapping):
-        return {k if type(k) is str or isinstance(k, str) else repr(k): jsonable(v) for k, v in value.items()}
+        return {
+            k if type(k) is str or isinstance(k, str) else repr(k): v if type(v) in _KEPT else jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
+        return [v if type(v) in _KEPT else jsonable(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     return repr(value)

@@ -795,7 +795,9 @@ class Guard:
         person's approval lets a call past the ``on_exceed: escalate`` budgets it was given for (``approved``,
         budget ids the person saw exceeded), never past ``deny`` ones.
         """
-        if charges and self._unsent and not self._resend(now=True):
+        if not charges:
+            return "allow", ()
+        if self._unsent and not self._resend(now=True):
             findings.append(self._unsent_finding())
             return "deny", ()
         taken: list[str] = []

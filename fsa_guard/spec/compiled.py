@@ -104,6 +104,9 @@ class ToolPlan:
     # The let programs in Python when every expression of the plan has one (see verify.pycel); None: the
     # plan runs on the CEL package only.
     py_lets: dict[str, PyProgram] | None = None
+    # With py_lets: the Python programs of the batch, in its order, each with the value its item takes when
+    # it has no expression (a norm or budget without `when`: True; a budget without `measure`: 1.0).
+    py_batch: tuple[tuple[PyProgram | None, Any], ...] = ()
     _batch: list[Any] = field(default_factory=list)  # the batch program, once built
 
     @property
@@ -187,6 +190,7 @@ class CompiledSpec:
         lets = self._lets_needed(exprs)
         exprs.extend(c for _, c in lets)
         functions = frozenset().union(*(c.functions for c in exprs)) if exprs else frozenset()
+        python = all(c.py for c in exprs)
         return ToolPlan(
             tool=tool,
             known=bool(self._index.known(tool)),
@@ -202,7 +206,8 @@ class CompiledSpec:
             arg_keys=_union_keys(c.arg_keys for c in exprs),
             context_keys=_union_keys(c.context_keys for c in exprs),
             state_keys=_union_keys(c.state_keys for c in exprs),
-            py_lets={name: c.py for name, c in lets if c.py} if all(c.py for c in exprs) else None,
+            py_lets={name: c.py for name, c in lets if c.py} if python else None,
+            py_batch=_py_batch(norms, budgets) if python else (),
         )
 
     def _lets_needed(self, exprs: Iterable[Compiled]) -> tuple[tuple[str, Compiled], ...]:
@@ -415,3 +420,15 @@ def load_spec(*paths: str | Path) -> CompiledSpec:
     if compiled is None:
         raise SpecError(problems)
     return compiled
+
+
+def _py_batch(
+    norms: Sequence[CompiledNorm], budgets: Sequence[CompiledBudget]
+) -> tuple[tuple[PyProgram | None, Any], ...]:
+    """The Python programs of the batch (every expression has one), in its order: each norm's `when`, then
+    each budget's `when` and `measure`; an item without an expression has None and the value it takes."""
+    items: list[tuple[PyProgram | None, Any]] = [(None if n.when is None else n.when.py, True) for n in norms]
+    for b in budgets:
+        items.append((None if b.when is None else b.when.py, True))
+        items.append((None if b.measure is None else b.measure.py, 1.0))
+    return tuple(items)

@@ -473,12 +473,18 @@ class _PyEnv:
 
     def batch(self) -> list[Any]:
         """Like :meth:`_Env.batch`; an item Python defers is ``_UNSET``, to be run on its own."""
+        scope = self.scope
         out: list[Any] = []
-        for norm in self.plan.norms:
-            out.append(True if norm.when is None else self._try(norm.when))
-        for b in self.plan.budgets:
-            out.append(True if b.when is None else self._try(b.when))
-            out.append(1.0 if b.measure is None else self._try(b.measure))
+        for program, default in self.plan.py_batch:  # _try, written out: this loop runs every norm of the tool
+            if program is None:
+                out.append(default)
+                continue
+            try:
+                value = program(scope)
+            except Exception:
+                out.append(_UNSET)
+                continue
+            out.append(value if value is True or value is False or not unmodelled(value) else _UNSET)
         return out
 
     def _try(self, compiled: Compiled) -> Any:
