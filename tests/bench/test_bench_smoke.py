@@ -117,3 +117,25 @@ def test_the_instruction_count_script_runs_its_decisions() -> None:
     script = Path(__file__).resolve().parents[2] / "bench" / "instructions.py"
     proc = subprocess.run([sys.executable, str(script), "--child", "1"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_timed_targets_get_no_verdict_from_an_unsteady_machine(quick: tuple[str, dict[str, object], Path]) -> None:
+    # the report of that run, rendered again as if the host's speed had held, or moved under it
+    sys.path.insert(0, str(ROOT))
+    from bench.report import summary_section
+
+    _, data, _ = quick
+    machine = dict(data["machine"])  # type: ignore[call-overload]
+
+    def summary(start: list[float], end: list[float]) -> list[str]:
+        return summary_section({**data, "machine": {**machine, "calibration_us": [start, end]}}).splitlines()
+
+    steady = summary([133.0] * 10, [142.0] * 9 + [144.0])
+    assert not any("not steady" in line or "unsteady" in line for line in steady)
+    shaky = summary([170.0] * 9 + [220.0], [274.0] + [299.0] * 9)
+    assert any(line.startswith("**This machine was not steady during the run**") for line in shaky)
+    assert any("ranged from 170 to 299 µs (1.76×" in line for line in shaky)
+    timed = [line for line in shaky if line.startswith(("| `decide`, reference layered spec", "| norms for other"))]
+    assert len(timed) == 2 and all(line.endswith("(machine unsteady) |") for line in timed)
+    agree = next(line for line in shaky if line.startswith("| decisions of the peers"))
+    assert "unsteady" not in agree
