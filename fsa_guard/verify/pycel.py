@@ -31,7 +31,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from types import CodeType
+from types import CodeType, FunctionType
 from typing import Any
 
 __all__ = ["RESERVED", "Defer", "PyProgram", "Scope", "compile_py", "unmodelled"]
@@ -750,19 +750,19 @@ class _Emitter:
         macro variables in ``bound`` (CEL name: Python name) when a part of an expression is written apart."""
         bound = bound or {}
         result = self.expr(node, dict(bound), 2, fold)
-        lines = [f"def _make({', '.join(f'_k{i}' for i in range(len(self.consts)))}):"]
-        lines.append(f" def _program({', '.join(['s', *bound.values()])}):")
+        # The constants are the function's defaults: read as locals, and held in one tuple per expression, where
+        # cells would be one object each for a decision to fetch from memory.
+        params = ["s", *bound.values(), *(f"_k{i}=None" for i in range(len(self.consts)))]
+        lines = [f"def _program({', '.join(params)}):"]
         body = "\n".join(self.lines)
         if "_vars" in body:
             lines.append("  _vars = s.vars")
         if "_memo" in body:
             lines.append("  _memo = s.memo")
-        code = _code("\n".join([*lines, body, f"  return {result}", " return _program\n"]))
+        code = _code("\n".join([*lines, body, f"  return {result}\n"]))
         if code is None:
             raise _Unsupported("its depth")
-        namespace: dict[str, Any] = {}
-        exec(code, globals(), namespace)  # our own code, written from a parse tree
-        made: PyProgram = namespace["_make"](*self.consts)
+        made: PyProgram = FunctionType(code, globals(), "_program", tuple(self.consts))
         return made
 
     # -- writing
@@ -777,7 +777,7 @@ class _Emitter:
     def _const(self, value: Any) -> str:
         if value is None or value is True or value is False:
             return repr(value)
-        self.consts.append(value)  # a cell of the function: as fast as a literal, and safe after `is`
+        self.consts.append(value)  # a default of the function: as fast as a literal, and safe after `is`
         return f"_k{len(self.consts) - 1}"
 
     def _is_const(self, expr: str) -> bool:
@@ -1124,13 +1124,15 @@ class _Emitter:
 
 @functools.lru_cache(maxsize=1024)
 def _code(source: str) -> CodeType | None:
-    """``source`` compiled, or None where Python cannot (blocks nested too deep). Every name, key and literal
-    but true, false and null is a constant handed to ``_make``, so expressions of the same shape (specs written
-    from a template) share their code, and a spec of thousands of norms is compiled in a few shapes."""
+    """The code of the function ``source`` defines, or None where Python cannot compile it (blocks nested too
+    deep). Every name, key and literal but true, false and null is a default of that function, so expressions of
+    the same shape (specs written from a template) share their code, and a spec of thousands of norms is
+    compiled in a few shapes."""
     try:
-        return compile(source, "<cel>", "exec")
+        module = compile(source, "<cel>", "exec")
     except (SyntaxError, RecursionError, MemoryError):
         return None
+    return next(c for c in module.co_consts if isinstance(c, CodeType))
 
 
 _DEEPEST = 16  # indentation of the generated code (each block adds at most 2) beyond which a part is written apart

@@ -222,6 +222,17 @@ def test_text_in_an_expression_never_becomes_python_code():
             assert same(want[1], got[1]), (src, want, got)
 
 
+def test_expressions_of_one_shape_share_their_code_and_keep_their_own_constants():
+    # a spec written from a template compiles in a few shapes: each norm's literals are its function's own
+    sources = [f'x.n > {limit} && x.s != "{text}"' for limit, text in [(1, "a"), (2, "Héllo, World"), (7, "b")]]
+    programs = [_compile(src, frozenset(DATA)) for src in sources]
+    assert programs[0].__code__ is programs[1].__code__ is programs[2].__code__
+    for src in sources:
+        want, got = run_both(src, DATA)
+        assert want == got, (src, want, got)
+    assert [run_both(src, DATA)[1][1] for src in sources] == [True, False, False]
+
+
 # ---- generated expressions over generated data --------------------------------------------------------
 
 _STRINGS = ["", "a", "ab", "A b", "é", "x@example.com", "12", "-3", "1.5", "1h", "true", "null", "the sky", "ñu\n"]
