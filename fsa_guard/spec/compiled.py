@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from ..errors import Problem, SpecError, did_you_mean
 from ..verify.expr import EXTENSION_FUNCTIONS, Compiled, ExprError, compile_batch, compile_expr
 from ..verify.functions import HISTORY_FUNCTIONS, static_functions
-from ..verify.pycel import PyProgram
+from ..verify.pycel import PyProgram, Scope
 from .loader import ResolvedSpec, Source, load_layers, resolve
 from .model import Budget, CriticSettings, EscalationSettings, Norm, Priority, Remember, ValueCard
 
@@ -104,9 +104,8 @@ class ToolPlan:
     # The let programs in Python when every expression of the plan has one (see verify.pycel); None: the
     # plan runs on the CEL package only.
     py_lets: dict[str, PyProgram] | None = None
-    # With py_lets: the Python programs of the batch, in its order, each with the value its item takes when
-    # it has no expression (a norm or budget without `when`: True; a budget without `measure`: 1.0).
-    py_batch: tuple[tuple[PyProgram | None, Any], ...] = ()
+    # With py_lets: the Python programs of the batch, in its order (see _py_batch).
+    py_batch: tuple[PyProgram, ...] = ()
     _batch: list[Any] = field(default_factory=list)  # the batch program, once built
 
     @property
@@ -422,13 +421,25 @@ def load_spec(*paths: str | Path) -> CompiledSpec:
     return compiled
 
 
-def _py_batch(
-    norms: Sequence[CompiledNorm], budgets: Sequence[CompiledBudget]
-) -> tuple[tuple[PyProgram | None, Any], ...]:
-    """The Python programs of the batch (every expression has one), in its order: each norm's `when`, then
-    each budget's `when` and `measure`; an item without an expression has None and the value it takes."""
-    items: list[tuple[PyProgram | None, Any]] = [(None if n.when is None else n.when.py, True) for n in norms]
+def _py_batch(norms: Sequence[CompiledNorm], budgets: Sequence[CompiledBudget]) -> tuple[PyProgram, ...]:
+    """The Python programs of the batch (every expression has one), in its order: each norm's `when`, then each
+    budget's `when` and `measure`. An item without an expression has a program giving what it means (true, or a
+    measure of 1): one flat tuple of functions, for a tool with thousands of norms to read in a row."""
+    programs: list[PyProgram] = [_always_true if n.when is None else _py(n.when) for n in norms]
     for b in budgets:
-        items.append((None if b.when is None else b.when.py, True))
-        items.append((None if b.measure is None else b.measure.py, 1.0))
-    return tuple(items)
+        programs.append(_always_true if b.when is None else _py(b.when))
+        programs.append(_measure_one if b.measure is None else _py(b.measure))
+    return tuple(programs)
+
+
+def _py(compiled: Compiled) -> PyProgram:
+    assert compiled.py is not None  # a plan has py_batch only when every expression has its Python program
+    return compiled.py
+
+
+def _always_true(scope: Scope) -> bool:
+    return True
+
+
+def _measure_one(scope: Scope) -> float:
+    return 1.0

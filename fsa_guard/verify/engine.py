@@ -482,10 +482,7 @@ class _PyEnv:
         """Like :meth:`_Env.batch`; an item Python defers is ``_UNSET``, to be run on its own."""
         scope = self.scope
         out: list[Any] = []
-        for program, default in self.plan.py_batch:  # _try, written out: this loop runs every norm of the tool
-            if program is None:
-                out.append(default)
-                continue
+        for program in self.plan.py_batch:  # _try, written out: this loop runs every norm of the tool
             try:
                 value = program(scope)
             except Exception:
