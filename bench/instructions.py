@@ -16,6 +16,14 @@ instructions and simulated cache misses per step for the plain agent, the agent 
 agent with FSAGuardMiddleware. Inside an agent a decision runs with cold caches, so its misses weigh as much as
 its instructions; these counts do not move with the load on a shared host, where the timed share does. Takes a
 few minutes.
+
+    .venv/bin/python bench/instructions.py --cold [--decisions 60]
+
+What one cold decision fetches: the bench's ``send_email`` on the reference spec, decided after copying 6 MiB
+(which empties the simulated 512 KiB level, as an agent's step does between two tool calls), minus the copies
+alone. The lines missed beyond L2 (instructions and data) are what a decision pays for inside an agent, far more
+than its instructions; a change that touches fewer objects shows here. The counts vary by a few percent from
+run to run (the D1 misses by up to a tenth), with where objects land in memory. About a minute.
 """
 
 from __future__ import annotations
@@ -105,6 +113,56 @@ def agent(steps: int) -> None:
 _KEYS = ("I refs", "I1 misses", "D1 misses", "LL misses")
 
 
+_COLD = re.compile(r"==\d+== (I\s+refs|I1\s+misses|LLi misses|D1\s+misses|LLd misses):\s+([\d,]+)")
+
+
+def _cold_child(decide: bool, decisions: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    import gc
+
+    from bench.middleware import ARGS, REQUEST
+    from fsa_guard import Action, Guard
+
+    guard = Guard.from_files(ROOT / "policies/examples/alice.yaml", store="memory://", audit=False)
+    action = Action("send_email", ARGS, request=REQUEST)
+    source, target = memoryview(bytearray(b"x" * (3 << 20))), memoryview(bytearray(3 << 20))
+    for _ in range(50):
+        guard.decide(action)
+    gc.disable()  # a collection would fall on some decisions and not others
+    for _ in range(decisions):
+        target[:] = source  # no allocation: the copy alone pushes the decision out of the caches
+        if decide:
+            guard.decide(action)
+
+
+def _cold_counts(decide: bool, decisions: int) -> subprocess.Popen[str]:
+    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--LL=524288,8,64", "--cachegrind-out-file=/dev/null"]
+    cmd += [sys.executable, __file__, "--cold-child", "decide" if decide else "copy", str(decisions)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def cold(decisions: int) -> None:
+    """Per cold decision: (decisions after copies) - (copies alone), each over (``decisions`` - none)."""
+    counts: dict[tuple[bool, int], dict[str, int]] = {}
+    for decide in (True, False):
+        runs = {n: _cold_counts(decide, n) for n in (0, decisions)}
+        for n, run in runs.items():
+            _, err = run.communicate()
+            got = {" ".join(k.split()): int(v.replace(",", "")) for k, v in _COLD.findall(err)}
+            if run.returncode or len(got) != 5:
+                raise RuntimeError(f"cachegrind gave no counts: {err[-2000:]}")
+            counts[decide, n] = got
+    keys = ("I refs", "I1 misses", "LLi misses", "D1 misses", "LLd misses")
+    print(_row("per cold decision", ["instructions", "I1 misses", "L2 misses, I", "D1 misses", "L2 misses, D"]))
+    per = [
+        (counts[True, decisions][k] - counts[True, 0][k] - counts[False, decisions][k] + counts[False, 0][k])
+        / decisions
+        for k in keys
+    ]
+    print(_row("send_email", [f"{c:,.0f}" for c in per]))
+
+
 def _row(label: str, cells: list[str]) -> str:
     return f"{label:22}" + "".join(f"{cell:>14}" for cell in cells)
 
@@ -116,6 +174,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--agent-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--cold", action="store_true", help="what one decision fetches beyond L2 when its caches are cold")
+    ap.add_argument("--decisions", type=int, default=60)
+    ap.add_argument("--cold-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
         _child(args.child)
@@ -123,10 +184,16 @@ def main() -> None:
     if args.agent_child is not None:
         _agent_child(args.agent_child[0], int(args.agent_child[1]))
         return
+    if args.cold_child is not None:
+        _cold_child(args.cold_child[0] == "decide", int(args.cold_child[1]))
+        return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     if args.agent:
         agent(args.steps)
+        return
+    if args.cold:
+        cold(args.decisions)
         return
     sys.path.insert(0, str(ROOT))
     from bench.reference import SPECS, load_actions

@@ -115,8 +115,9 @@ def test_only_and_unknown_names() -> None:
 def test_the_instruction_count_script_runs_its_decisions() -> None:
     # the valgrind part takes minutes; its child, which valgrind watches, must work
     script = Path(__file__).resolve().parents[2] / "bench" / "instructions.py"
-    proc = subprocess.run([sys.executable, str(script), "--child", "1"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    for child in (["--child", "1"], ["--cold-child", "decide", "2"], ["--cold-child", "copy", "2"]):
+        proc = subprocess.run([sys.executable, str(script), *child], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (child, proc.stderr[-2000:])
 
 
 def test_timed_targets_get_no_verdict_from_an_unsteady_machine(quick: tuple[str, dict[str, object], Path]) -> None:
