@@ -64,7 +64,7 @@ def _count(rounds: int, python: bool) -> int:
     return int(m.group(1))
 
 
-_CACHEGRIND = re.compile(r"==\d+== (I\s+refs|I1\s+misses|D1\s+misses|LL misses):\s+([\d,]+)")
+_CACHEGRIND = re.compile(r"==\d+== (I\s+refs|I1\s+misses|LLi misses|D1\s+misses|LLd misses|LL misses):\s+([\d,]+)")
 _AGENTS = ("plain", "no-op hooks", "FSAGuardMiddleware")
 _WARM_STEPS = 10
 
@@ -80,17 +80,19 @@ def _agent_child(variant: str, steps: int) -> None:
         agent.invoke(built["input"])
 
 
-def _agent_counts(variant: str, steps: int) -> subprocess.Popen[str]:
+def _cachegrind(*child: str) -> subprocess.Popen[str]:
+    """This script's ``child`` run under cachegrind, its last level simulated as the EPYC's 512 KiB L2."""
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--LL=524288,8,64", "--cachegrind-out-file=/dev/null"]
-    cmd += [sys.executable, __file__, "--agent-child", variant, str(steps)]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*cmd, sys.executable, __file__, *child], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _read_counts(run: subprocess.Popen[str]) -> dict[str, int]:
     _, err = run.communicate()
     counts = {" ".join(k.split()): int(v.replace(",", "")) for k, v in _CACHEGRIND.findall(err)}
-    if run.returncode or len(counts) != 4:
+    if run.returncode or len(counts) != 6:
         raise RuntimeError(f"cachegrind gave no counts: {err[-2000:]}")
     return counts
 
@@ -99,7 +101,8 @@ def agent(steps: int) -> None:
     """Per step: each variant run for ``_WARM_STEPS`` steps and for ``_WARM_STEPS + steps``, two at a time."""
     per: dict[str, dict[str, float]] = {}
     for variant in _AGENTS:
-        short, long = _agent_counts(variant, _WARM_STEPS), _agent_counts(variant, _WARM_STEPS + steps)
+        short = _cachegrind("--agent-child", variant, str(_WARM_STEPS))
+        long = _cachegrind("--agent-child", variant, str(_WARM_STEPS + steps))
         a, b = _read_counts(short), _read_counts(long)
         per[variant] = {k: (b[k] - a[k]) / steps for k in a}
     plain = per["plain"]
@@ -111,9 +114,6 @@ def agent(steps: int) -> None:
 
 
 _KEYS = ("I refs", "I1 misses", "D1 misses", "LL misses")
-
-
-_COLD = re.compile(r"==\d+== (I\s+refs|I1\s+misses|LLi misses|D1\s+misses|LLd misses):\s+([\d,]+)")
 
 
 def _cold_child(decide: bool, decisions: int) -> None:
@@ -135,24 +135,14 @@ def _cold_child(decide: bool, decisions: int) -> None:
             guard.decide(action)
 
 
-def _cold_counts(decide: bool, decisions: int) -> subprocess.Popen[str]:
-    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--LL=524288,8,64", "--cachegrind-out-file=/dev/null"]
-    cmd += [sys.executable, __file__, "--cold-child", "decide" if decide else "copy", str(decisions)]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 def cold(decisions: int) -> None:
     """Per cold decision: (decisions after copies) - (copies alone), each over (``decisions`` - none)."""
     counts: dict[tuple[bool, int], dict[str, int]] = {}
     for decide in (True, False):
-        runs = {n: _cold_counts(decide, n) for n in (0, decisions)}
+        child = ("--cold-child", "decide" if decide else "copy")
+        runs = {n: _cachegrind(*child, str(n)) for n in (0, decisions)}
         for n, run in runs.items():
-            _, err = run.communicate()
-            got = {" ".join(k.split()): int(v.replace(",", "")) for k, v in _COLD.findall(err)}
-            if run.returncode or len(got) != 5:
-                raise RuntimeError(f"cachegrind gave no counts: {err[-2000:]}")
-            counts[decide, n] = got
+            counts[decide, n] = _read_counts(run)
     keys = ("I refs", "I1 misses", "LLi misses", "D1 misses", "LLd misses")
     print(_row("per cold decision", ["instructions", "I1 misses", "L2 misses, I", "D1 misses", "L2 misses, D"]))
     per = [

@@ -105,7 +105,7 @@ _KEPT = frozenset({str, int, bool, type(None)})  # kept as they are, without a c
 def jsonable(value: Any) -> Any:
     """``value`` as JSON-ready data: containers recursively, times as ISO text, anything else as its repr."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None or isinstance(value, str | bool | int):
+    if t in _KEPT or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else repr(value)
