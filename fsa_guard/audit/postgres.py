@@ -59,6 +59,7 @@ class PostgresAuditSink:
             raise AuditError(f"bad PostgreSQL audit URL {self.url!r}: {exc}") from exc
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._tables = False  # seen in place: reads never create them, so a mistyped database stays as it was
         records, heads = sql.Identifier(table), sql.Identifier(f"{table}_heads")
         self._regclass = (f'"{table}"', f'"{table}_heads"')
         self._schema = [
@@ -130,12 +131,24 @@ class PostgresAuditSink:
         rows = self._fetch(self._select_head, (stream,))
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def exists(self) -> bool:
+        """Whether the trail's tables are in the database. Reading never creates them (writing does), so a
+        reader can tell a trail with no records from a database that holds none."""
+        with self._lock:
+            try:
+                return self._present(self._connect(create=False))
+            except psycopg.Error as exc:
+                self._drop()
+                raise AuditError(f"cannot read the PostgreSQL audit trail {self._where()}: {exc}") from exc
+
     def chain(self, stream: str) -> tuple[list[Any], tuple[int, str] | None]:
         """The stream's records and head read in one REPEATABLE READ transaction: one snapshot, so writers
         committing meanwhile do not make a sound trail look broken."""
         with self._lock:
             try:
-                conn = self._connect()
+                conn = self._connect(create=False)
+                if not self._present(conn):
+                    return [], None  # nothing written yet
                 with conn.transaction():
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     rows = conn.execute(self._select_records, (stream,)).fetchall()
@@ -157,43 +170,54 @@ class PostgresAuditSink:
     def _fetch(self, query: sql.Composed, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
-                with self._connect().cursor() as cur:
+                conn = self._connect(create=False)
+                if not self._present(conn):
+                    return []  # nothing written yet
+                with conn.cursor() as cur:
                     cur.execute(query, params)
                     return cur.fetchall()
             except psycopg.Error as exc:
                 self._drop()
                 raise AuditError(f"cannot read the PostgreSQL audit trail {self._where()}: {exc}") from exc
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        """The open connection, or a new one with the tables in place. Call with the lock held."""
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
-        conn = psycopg.connect(self._conninfo, autocommit=True)
-        try:
+    def _connect(self, create: bool = True) -> psycopg.Connection[Any]:
+        """The open connection, or a new one; with ``create``, with the tables in place. Call with the lock held."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
             # The head-row lock relies on READ COMMITTED (each statement sees the last commit); under a server
             # default of REPEATABLE READ or SERIALIZABLE, queued writers would fail instead of waiting.
             conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-            self._ensure_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+            self._conn = conn
+        if create:
+            try:
+                self._ensure_schema(conn)
+            except BaseException:
+                self._drop()
+                raise
         return conn
+
+    def _present(self, conn: psycopg.Connection[Any]) -> bool:
+        if not self._tables:
+            row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", self._regclass).fetchone()
+            self._tables = row is not None and None not in row
+        return self._tables
 
     def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
         # Look first: CREATE ... IF NOT EXISTS still needs CREATE rights, which a writer of existing tables may lack.
-        row = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", self._regclass).fetchone()
-        if row is not None and None not in row:
+        if self._present(conn):
             return
         with conn.transaction():
             # Concurrent CREATE TABLE IF NOT EXISTS can still collide (duplicate pg_type rows); serialize them.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._schema_key,))
             for statement in self._schema:
                 conn.execute(statement)
+        self._tables = True
 
     def _drop(self) -> None:
         """Forget the connection (it may be broken); the next call reconnects. Call with the lock held."""
         conn, self._conn = self._conn, None
+        self._tables = False  # look again: the error may have been a table dropped under us
         if conn is not None:
             with contextlib.suppress(psycopg.Error):  # closing a dead connection may fail; it is gone anyway
                 conn.close()

@@ -8,7 +8,7 @@ import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -26,6 +26,9 @@ from ._app import (
     out,
 )
 
+if TYPE_CHECKING:
+    from ..audit.postgres import PostgresAuditSink
+
 audit_app = typer.Typer(
     help="Read and verify an audit trail (URL: sqlite:///audit.db, jsonl:///audit.jsonl, postgresql://...).\n\n"
     "Exit codes: 0 ok (verify: chain intact), 1 verify: chain broken, 2 unreadable trail or bad URL.",
@@ -40,7 +43,8 @@ UrlArg = Annotated[
 
 def _open_reader(url: str) -> AuditReader:
     _existing(url, "audit trail")
-    if url.split("://", 1)[0].lower() == "sqlite":
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
         _refuse_other_sqlite(url)
     try:
         sink = open_audit(url)
@@ -48,7 +52,22 @@ def _open_reader(url: str) -> AuditReader:
         raise _fail_input(str(exc)) from None
     if not isinstance(sink, AuditReader):
         raise _fail_input(f"{url!r} cannot be read back")
+    if scheme in ("postgresql", "postgres"):
+        _refuse_other_postgres(cast("PostgresAuditSink", sink))
     return sink
+
+
+def _refuse_other_postgres(sink: PostgresAuditSink) -> None:
+    """Reading leaves the database as it is: a database with no trail (a mistyped name) is refused, not reported
+    as a trail with no records."""
+    try:
+        found = sink.exists()
+    except AuditError as exc:
+        raise _fail_input(str(exc)) from None
+    if not found:
+        raise _fail_input(
+            f"there is no audit trail in {sink.url!r}: it has no {sink.table} table; check the database name"
+        )
 
 
 def _refuse_other_sqlite(url: str) -> None:

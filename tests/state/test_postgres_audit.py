@@ -154,6 +154,64 @@ def test_construction_needs_no_server_and_errors_are_audit_errors() -> None:
         PostgresAuditSink("postgresql://127.0.0.1/test", table="x; DROP TABLE y")
 
 
+def _tables_named(db: psycopg.Connection[Any], table: str) -> list[str]:
+    rows = db.execute("SELECT tablename FROM pg_tables WHERE tablename IN (%s, %s)", (table, f"{table}_heads"))
+    return sorted(str(r[0]) for r in rows.fetchall())
+
+
+def test_reading_a_trail_never_written_creates_nothing(
+    make_sink: SinkFactory, db: psycopg.Connection[Any], table: str
+) -> None:
+    reader = make_sink()
+    assert reader.exists() is False
+    assert (reader.streams(), list(reader.read("default")), reader.head("default")) == ([], [], None)
+    assert reader.chain("default") == ([], None) and verify_sink(reader) == []
+    assert _tables_named(db, table) == []  # a reader (a mistyped database) leaves the database as it was
+
+    make_sink().write(decision(1))  # another writer creates the tables: the same reader now sees them
+    assert _tables_named(db, table) == sorted([table, f"{table}_heads"])
+    assert reader.exists() is True and reader.streams() == ["default"] and reader.head("default") is not None
+    assert report(reader, "default") == ChainReport("default", True, 1)
+
+
+def test_cli_refuses_a_database_with_no_trail_and_leaves_it_empty(
+    postgres_url: str, db: psycopg.Connection[Any]
+) -> None:
+    from typer.testing import CliRunner
+
+    from fsa_guard.cli import app
+
+    name = f"fsa_cli_{uuid.uuid4().hex[:12]}"  # a database of its own: the shared one may hold a default trail
+    db.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        for command in ("verify", "show", "tail"):
+            result = CliRunner().invoke(app, ["audit", command, url])
+            assert result.exit_code == 2, result.output
+            assert "there is no audit trail in" in " ".join(result.output.split()), result.output
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+        sink = open_audit(url)
+        sink.write(decision(1))
+        sink.close()
+        result = CliRunner().invoke(app, ["audit", "verify", url])
+        assert result.exit_code == 0 and "chain intact" in result.output, result.output
+    finally:
+        db.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_a_writer_recreates_tables_dropped_under_it(
+    make_sink: SinkFactory, db: psycopg.Connection[Any], table: str
+) -> None:
+    sink = make_sink()
+    sink.write(decision(1))
+    db.execute(f'DROP TABLE "{table}", "{table}_heads"')
+    with pytest.raises(AuditError, match="cannot write"):
+        sink.write(decision(2))  # the error is seen once; the sink looks for its tables again on reconnecting
+    assert sink.write(decision(3)) == "default:1"
+    assert report(sink, "default") == ChainReport("default", True, 1)
+
+
 def test_a_failed_write_leaves_nothing_behind(make_sink: SinkFactory, db: psycopg.Connection[Any], table: str) -> None:
     sink = make_sink()
     sink.write(decision(1))
