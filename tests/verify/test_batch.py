@@ -146,3 +146,35 @@ def test_a_norm_that_is_not_boolean_is_named_on_the_one_program_path(make_guard)
     assert "must be true or false" in (by_id["number"].error or "")
     assert by_id["fine"].effect == "escalate" and by_id["fine"].error is None
     assert d.outcome == "escalate"
+
+
+def test_a_plan_whose_python_batch_does_not_match_its_norms_skips_none_of_them(make_guard, monkeypatch):
+    # a plan put together outside the compiler (dataclasses.replace, as tests do): the Python batch no longer
+    # lines up with the norms, so each norm is checked on its own instead of being read as false
+    import dataclasses
+
+    g = make_guard(
+        """
+        norms:
+          - id: small
+            tools: [t]
+            when: action.args.amount > 1.0
+            effect: escalate
+          - id: big
+            tools: [t]
+            when: action.args.amount > 100.0
+            effect: deny
+        budgets:
+          - id: spend
+            tools: [t]
+            measure: action.args.amount
+            limit: 1000.0
+            window: 1d
+        """
+    )
+    original = g.spec.plan
+    assert len(original("t").py_batch) == 4  # two norms, the budget's when and measure
+    for stale in ((), original("t").py_batch[1:]):
+        monkeypatch.setattr(g.spec, "plan", lambda tool, s=stale: dataclasses.replace(original(tool), py_batch=s))
+        d = g.decide(Action("t", {"amount": 500.0}))
+        assert (d.outcome, sorted(d.finding_ids())) == ("deny", ["big", "small"]), stale
