@@ -1,10 +1,11 @@
 """Decisions per second with durable state: memory, SQLite and Redis stores, with 1, 2 and 4 processes.
 
-    .venv/bin/python bench/state.py [--seconds 3] [--procs 1,2,4] [--backends memory,sqlite,redis,sqlite+audit]
+    .venv/bin/python bench/state.py [--seconds 3] [--procs 1,2,4] [--backends memory,sqlite,sqlite+audit,...]
 
 Each process decides (and reports as run) calls of one tool that spends a budget, for a fixed time; the
 figure is all processes' decisions divided by the wall time. ``sqlite+audit`` also writes every decision and
-outcome to a SQLite audit trail. Redis is the one at 127.0.0.1:6379 (``--redis`` to change it).
+outcome to a SQLite audit trail, ``sqlite+jsonl`` to one JSONL file that all processes share. Redis is the one
+at 127.0.0.1:6379 (``--redis`` to change it).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def run(backend: str, procs: int, seconds: float, tmp: Path, redis_url: str) -> 
         store = f"sqlite:///{tmp}/state-{tag}.db"
         if backend.endswith("+audit"):
             audit = f"sqlite:///{tmp}/audit-{tag}.db"
+        elif backend.endswith("+jsonl"):
+            audit = f"jsonl:///{tmp}/audit-{tag}.jsonl"
     else:
         store = f"{redis_url}?prefix=fsa-bench-{tag}"
     ctx = mp.get_context("spawn")
@@ -83,7 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--procs", default="1,2,4")
-    ap.add_argument("--backends", default="memory,sqlite,sqlite+audit,redis")
+    ap.add_argument("--backends", default="memory,sqlite,sqlite+audit,sqlite+jsonl,redis")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = ap.parse_args()
     print(

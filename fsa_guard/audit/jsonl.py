@@ -2,11 +2,13 @@
 
 Writers on one machine take an exclusive ``flock`` on the file, find their stream's last record at its end,
 and append the next one with a single ``write``, so several processes keep one valid chain. The stream heads
-are kept beside the file (``<file>.head``), so records cut off the end show. Before a record is appended its
-stream's head names it as pending, and once it is written the head moves to it: a writer killed at any
-point leaves a head that matches the end of the file, while a record appended by anyone else matches
-neither. A write that fails part-way (a full disk) is cut off again, and a line a killed writer left
-unfinished is cut off by the next writer, so neither breaks the chain that follows.
+are kept beside the file, so records cut off the end show: ``<file>.head`` is a log of JSON lines, each naming
+one stream's head, rewritten as one line once it passes 64 KiB (appending a line costs microseconds, replacing a
+file about 100 µs on ext4). Before a record is appended its stream's head names it as pending, and once it is
+written the head moves to it: a writer killed at any point leaves a head that matches the end of the file,
+while a record appended by anyone else matches neither. A write that fails part-way (a full disk) is cut off
+again, and a line a killed writer left unfinished (of the file or of its heads) is cut off by the next writer,
+so neither breaks the chain that follows.
 ``?fsync=1`` also syncs every record to disk (survives power loss, at the cost of a disk flush per decision).
 """
 
@@ -26,6 +28,8 @@ from .base import GENESIS, Unreadable, canonical, parse_record, seal
 __all__ = ["JSONLAuditSink"]
 
 _CHUNK = 1 << 16
+_FIRST_CHUNK = 1 << 12  # the last record is usually near the end: read back a little first, then more
+_HEADS_MAX = 1 << 16  # a head log past this is rewritten as one line
 
 
 class JSONLAuditSink:
@@ -83,9 +87,10 @@ class JSONLAuditSink:
             else:
                 os.ftruncate(f.fileno(), start)
                 end = start
-        pos, partial = end, b""
+        pos, partial, chunk = end, b"", _FIRST_CHUNK
         while pos > 0:
-            size = min(_CHUNK, pos)
+            size = min(chunk, pos)
+            chunk = min(2 * chunk, _CHUNK)
             pos -= size
             f.seek(pos)
             lines = (f.read(size) + partial).split(b"\n")
@@ -97,19 +102,48 @@ class JSONLAuditSink:
         return 0, GENESIS, end
 
     def _heads(self) -> dict[str, list[Any]]:
+        """Every stream's head: the log's lines merged in order, a later line naming a stream overriding an
+        earlier one. An unfinished last line (a writer killed while appending it) is not read: its record was
+        not written yet. Anything else that is not a JSON object makes the heads unreadable."""
         try:
-            data = json.loads(self.head_path.read_text())
+            raw = self.head_path.read_bytes()
         except FileNotFoundError:
             return {}
-        except ValueError:
-            return {"": []}  # unreadable heads: every stream's head check fails
-        return data if isinstance(data, dict) else {"": []}
+        lines = raw.split(b"\n")
+        ended = len(lines) - 1  # lines before this one end with a newline; the last is b"" or unfinished
+        heads: dict[str, list[Any]] = {}
+        for i, line in enumerate(lines):
+            if i == ended and not line.strip():
+                break
+            try:
+                data = json.loads(line)
+            except ValueError:
+                if i == ended:
+                    break
+                return {"": []}  # unreadable heads: every stream's head check fails
+            if not isinstance(data, dict):
+                return {"": []}
+            heads.update(data)
+        return heads
 
     def _set_head(self, head: list[Any]) -> None:
+        """Append this stream's head to the log (mending a line a killed writer left unfinished), or rewrite
+        the log as one line once it is long. Called with the file's lock held, so appends do not interleave."""
+        line = json.dumps({self.stream: head}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        fd = os.open(self.head_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                size = _mend(fd, size)
+            if size + len(line) <= _HEADS_MAX:
+                _write_all(fd, line)
+                return
+        finally:
+            os.close(fd)
         heads = self._heads()
         heads[self.stream] = head
         tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(heads, sort_keys=True))
+        tmp.write_bytes(json.dumps(heads, sort_keys=True, separators=(",", ":")).encode() + b"\n")
         os.replace(tmp, self.head_path)  # atomic: a reader sees the old heads or the new ones
 
     def streams(self) -> list[str]:
@@ -195,6 +229,24 @@ def _sealed_of(raw: bytes, stream: str) -> tuple[int, str] | None:
     if isinstance(r, dict) and r.get("stream") == stream and isinstance(r.get("seq"), int):
         return int(r["seq"]), str(r.get("hash"))
     return None
+
+
+def _mend(fd: int, size: int) -> int:
+    """End the head log's last line: a whole JSON object (as earlier versions wrote the heads, one object
+    without a newline) gets its newline, anything else (an append cut short) is cut off. Returns the new size."""
+    with open(fd, "rb", closefd=False) as f:
+        start = _line_start(f, size)
+        f.seek(start)
+        last = f.read(size - start)
+    try:
+        whole = isinstance(json.loads(last), dict)
+    except ValueError:
+        whole = False
+    if whole:
+        _write_all(fd, b"\n")
+        return size + 1
+    os.ftruncate(fd, start)
+    return start
 
 
 def _line_start(f: Any, end: int) -> int:

@@ -227,6 +227,47 @@ def test_jsonl_an_unfinished_line_is_cut_off_and_a_whole_record_kept(tmp_path: P
     assert path.read_bytes().startswith(text) and all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
 
 
+def test_jsonl_heads_are_a_log_kept_short_that_goes_on_from_the_heads_of_earlier_versions(tmp_path: Path) -> None:
+    from fsa_guard.audit.jsonl import _HEADS_MAX
+
+    path, heads = tmp_path / "trail.jsonl", tmp_path / "trail.jsonl.head"
+    sink = open_audit(f"jsonl:///{path}")
+    for i in range(3):
+        sink.write({"kind": "decision", "n": i})
+    assert [json.loads(line) for line in _lines(heads)][-1] == {
+        "default": [3, json.loads(_lines(path)[-1])["hash"]] * 2
+    }
+    # earlier versions kept the heads as one JSON object without a newline, replaced on every write
+    last = json.loads(_lines(path)[-1])
+    heads.write_text(json.dumps({"default": [3, last["hash"]]}, sort_keys=True))
+    for i in range(3, 600):  # far past the log's limit: it is rewritten as one line, and goes on
+        sink.write({"kind": "decision", "n": i})
+        assert heads.stat().st_size <= _HEADS_MAX
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert report.ok and report.records == 600
+    path.write_text("\n".join(_lines(path)[:-1]) + "\n")  # the last record cut off, its head kept
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert (report.ok, report.reason) == (False, "records 600 to 600 are missing from the end")
+
+
+def test_jsonl_a_head_append_cut_short_is_not_read_and_the_next_writer_mends_it(tmp_path: Path) -> None:
+    path, heads = tmp_path / "trail.jsonl", tmp_path / "trail.jsonl.head"
+    sink = open_audit(f"jsonl:///{path}")
+    for i in range(3):
+        sink.write({"kind": "decision", "n": i})
+    with open(heads, "ab") as f:  # a writer killed while it named its next record as pending
+        f.write(b'{"default":[3,"')
+    assert all(r.ok for r in verify_sink(open_audit(f"jsonl:///{path}")))
+    sink.write({"kind": "decision", "n": 3})
+    assert all(json.loads(line) for line in _lines(heads)) and heads.read_bytes().endswith(b"\n")
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert report.ok and report.records == 4
+    # a line that is not a head anywhere else in the log is damage, not an unfinished append
+    heads.write_bytes(b'{"default":[1,"x"]\n' + heads.read_bytes())
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert not report.ok and "head" in report.reason
+
+
 def test_jsonl_fsync_in_the_url_is_honoured_and_checked(tmp_path: Path) -> None:
     assert open_audit(f"jsonl:///{tmp_path}/a.jsonl?fsync=1").fsync is True  # type: ignore[attr-defined]
     assert open_audit(f"jsonl:///{tmp_path}/a.jsonl").fsync is False  # type: ignore[attr-defined]
