@@ -232,14 +232,16 @@ def _sealed_of(raw: bytes, stream: str) -> tuple[int, str] | None:
 
 
 def _mend(fd: int, size: int) -> int:
-    """End the head log's last line: a whole JSON object (as earlier versions wrote the heads, one object
-    without a newline) gets its newline, anything else (an append cut short) is cut off. Returns the new size."""
+    """End the head log's last line: whole JSON (as earlier versions wrote the heads, one object without a
+    newline) gets its newline, and a line that is not JSON (an append cut short) is cut off. Whole JSON that is
+    not an object stays, so heads that cannot be read stay so. Returns the new size."""
     with open(fd, "rb", closefd=False) as f:
         start = _line_start(f, size)
         f.seek(start)
         last = f.read(size - start)
     try:
-        whole = isinstance(json.loads(last), dict)
+        json.loads(last)
+        whole = True
     except ValueError:
         whole = False
     if whole:

@@ -263,7 +263,13 @@ def test_jsonl_a_head_append_cut_short_is_not_read_and_the_next_writer_mends_it(
     [report] = verify_sink(open_audit(f"jsonl:///{path}"))
     assert report.ok and report.records == 4
     # a line that is not a head anywhere else in the log is damage, not an unfinished append
-    heads.write_bytes(b'{"default":[1,"x"]\n' + heads.read_bytes())
+    kept = heads.read_bytes()
+    heads.write_bytes(b'{"default":[1,"x"]\n' + kept)
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert not report.ok and "head" in report.reason
+    # and so is a last line that is JSON but not a head: the next writer does not cut it off
+    heads.write_bytes(kept + b"[]")
+    sink.write({"kind": "decision", "n": 4})
     [report] = verify_sink(open_audit(f"jsonl:///{path}"))
     assert not report.ok and "head" in report.reason
 
