@@ -14,6 +14,7 @@ so neither breaks the chain that follows.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -66,7 +67,9 @@ class JSONLAuditSink:
                 except BaseException:
                     os.ftruncate(f.fileno(), end)  # no part of a record that was not written stays behind
                     raise
-                self._set_head([seq + 1, sealed["hash"], seq + 1, sealed["hash"]])  # nothing pending
+                # nothing pending; where that fails (a full disk), the pending head already vouches for the record
+                with contextlib.suppress(OSError):
+                    self._set_head([seq + 1, sealed["hash"], seq + 1, sealed["hash"]])
         except (OSError, TypeError, ValueError) as exc:
             raise AuditError(f"cannot write to the JSONL audit trail {str(self.path)!r}: {exc}") from exc
         return f"{self.stream}:{seq + 1}"

@@ -454,6 +454,26 @@ def test_jsonl_writers_killed_one_after_another_leave_a_sound_trail_and_a_forged
     assert not report.ok and report.bad_seq == last["seq"] + 1
 
 
+def test_jsonl_a_record_written_whose_head_cannot_move_on_is_still_the_decision_record(tmp_path: Path, spec) -> None:
+    from fsa_guard.audit.jsonl import JSONLAuditSink
+
+    class DiskFullAfterTheRecord(JSONLAuditSink):
+        def _set_head(self, head: list) -> None:  # type: ignore[type-arg]
+            if head[0] == head[2]:
+                raise OSError(28, "No space left on device")
+            super()._set_head(head)
+
+    path = tmp_path / "trail.jsonl"
+    guard = Guard(spec, audit=DiskFullAfterTheRecord(path))
+    d = guard.decide(Action("pay", {"amount": 1.0}))
+    # the pending head already names the record, so the trail vouches for it: the call is not refused for it
+    assert d.outcome == "allow" and d.record_id == "default:1"
+    assert [json.loads(line)["outcome"] for line in _lines(path)] == ["allow"]
+    _fill(Guard(spec, audit=f"jsonl:///{path}"), 3)
+    [report] = verify_sink(open_audit(f"jsonl:///{path}"))
+    assert report.ok and report.records == len(_lines(path)) > 4
+
+
 def test_cli_audit_reads_a_relative_sqlite_url(tmp_path: Path, spec, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     _fill(Guard(spec, audit="sqlite:///audit.db"), 2)
