@@ -9,7 +9,8 @@ written the head moves to it: a writer killed at any point leaves a head that ma
 while a record appended by anyone else matches neither. A write that fails part-way (a full disk) is cut off
 again, and a line a killed writer left unfinished (of the file or of its heads) is cut off by the next writer,
 so neither breaks the chain that follows.
-``?fsync=1`` also syncs every record to disk (survives power loss, at the cost of a disk flush per decision).
+``?fsync=1`` also syncs every record, and the head naming it, to disk (survives power loss, at the cost of two
+disk flushes per decision).
 """
 
 from __future__ import annotations
@@ -138,15 +139,24 @@ class JSONLAuditSink:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 size = _mend(fd, size)
+            # with fsync, a head that names a record pending is on disk before the record is: after a power
+            # loss the head matches the file's end (the one that moves on from it may be lost, and need not be kept)
+            synced = self.fsync and head[0] != head[2]
             if size + len(line) <= _HEADS_MAX:
                 _write_all(fd, line)
+                if synced:
+                    os.fsync(fd)
                 return
         finally:
             os.close(fd)
         heads = self._heads()
         heads[self.stream] = head
         tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(json.dumps(heads, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+        with open(tmp, "wb") as f:
+            f.write(json.dumps(heads, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+            if self.fsync:  # not an empty file in its place after a power loss
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, self.head_path)  # atomic: a reader sees the old heads or the new ones
 
     def streams(self) -> list[str]:

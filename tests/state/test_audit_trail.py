@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import sqlite3
 from pathlib import Path
@@ -272,6 +273,18 @@ def test_jsonl_a_head_append_cut_short_is_not_read_and_the_next_writer_mends_it(
     sink.write({"kind": "decision", "n": 4})
     [report] = verify_sink(open_audit(f"jsonl:///{path}"))
     assert not report.ok and "head" in report.reason
+
+
+def test_jsonl_with_fsync_the_head_naming_a_record_is_on_disk_before_the_record(tmp_path: Path, monkeypatch) -> None:
+    synced: list[str] = []
+    real = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name), real(fd))
+    )
+    sink = open_audit(f"jsonl:///{tmp_path}/trail.jsonl?fsync=1")
+    sink.write({"kind": "decision", "n": 1})
+    sink.write({"kind": "decision", "n": 2})
+    assert synced == ["trail.jsonl.head", "trail.jsonl"] * 2
 
 
 def test_jsonl_fsync_in_the_url_is_honoured_and_checked(tmp_path: Path) -> None:
