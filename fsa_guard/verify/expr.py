@@ -319,6 +319,16 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             hint = "history functions take history first" if name in HISTORY_FUNCTIONS else None
             raise ExprError(f"{name}() takes {want} arguments, got {n}", hint)
+        if name in HISTORY_FUNCTIONS:
+            span = parsed[0][0] if parsed and parsed[0] and not method else None
+            if span is None or bare[slice(*span)].strip() != "history":
+                # the function reads the run's history from its index: any other list would be silently replaced
+                got = repr(src[slice(*span)].strip()) if span else f"a method call (write {name}(history, ...))"
+                raise ExprError(
+                    f"{name}() reads the whole history of the run: its first argument must be history, got {got}",
+                    "to look at some calls only, narrow them with the tool and args arguments, or test your list "
+                    "with a macro: asked.exists(c, mentions(c.output, action.args.recipient))",
+                )
         if name in _ZONED and n == 2 and parsed:
             _check_zone(src[slice(*parsed[0][-1])].strip(), name)
     raw_history = "history" in variables and ("history" in bound or _uses_raw_history(bare))

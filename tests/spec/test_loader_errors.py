@@ -369,6 +369,23 @@ def test_wrong_argument_count_for_history_function(write_spec, expr):
 
 
 @pytest.mark.parametrize(
+    ("expr", "got"),
+    [
+        ('!in_outputs(calls(history, "read_email").filter(c, c.args.x == 1), action.args.to)', "'calls(history, "),
+        ('count([{"tool": "x", "args": {}}], "x") == 1', '\'[{"tool": "x", "args": {}}]\''),
+        ('count(context.h, "x") == 1', "'context.h'"),
+        ('history.count("x") > 0', "a method call (write count(history, ...))"),
+    ],
+)
+def test_a_history_function_given_another_list_is_refused(write_spec, expr, got):
+    # it reads the run's whole history whatever it is given: a narrowed list would be silently widened (fail open)
+    path, p = cel_problem(write_spec, expr)
+    assert where(p) == (str(path), 6, "norms[0].when")
+    assert "its first argument must be history, got " + got in p.message
+    assert p.hint is not None and "exists(c, mentions(c.output" in p.hint
+
+
+@pytest.mark.parametrize(
     ("expr", "message", "hint"),
     [
         (
