@@ -10,7 +10,7 @@ from rich.console import Console
 
 from .._console import esc
 from ..audit.memory import MemoryAuditSink
-from ..errors import Problem, SpecError
+from ..errors import Problem, SpecError, StoreError
 from ..guard import Guard
 from ..store import sqlite_path
 from ..store.memory import MemoryStore
@@ -62,10 +62,13 @@ def _print_problems(problems: list[Problem], console: Console) -> None:
         console.print(f"[{color}]{p.severity}[/{color}] {where}:{key} {esc(p.message)}{hint}", markup=True)
 
 
-def _load_guard(specs: list[Path]) -> Guard:
-    # a dry run: budgets spent by a list of actions live only as long as the command, and nothing is recorded
+def _load_guard(specs: list[Path], store: str | None = None) -> Guard:
+    # a dry run: nothing is recorded, and budgets spent by a list of actions live only as long as the command
+    # (in a fresh store, or as reservations the command releases in the one it is given)
     try:
-        return Guard.from_files(*specs, store=MemoryStore(), audit=MemoryAuditSink())
+        return Guard.from_files(*specs, store=store or MemoryStore(), audit=MemoryAuditSink())
     except SpecError as exc:
         _print_problems(exc.problems, err)
         raise typer.Exit(EXIT_INPUT) from None
+    except StoreError as exc:
+        raise _fail_input(str(exc)) from None

@@ -24,6 +24,7 @@ from ._app import (
     EXIT_INPUT,
     EXIT_OK,
     SpecsArg,
+    _existing,
     _fail_input,
     _load_guard,
     _print_problems,
@@ -137,16 +138,35 @@ def check(
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the Decision as JSON.")] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Decide against the budgets and remembered entities in this store (sqlite:///state.db, "
+            "redis://host:6379/0). Nothing is spent or noted there: the reservations are released before the "
+            "command ends. Without it, a fresh in-memory store, whatever the spec's storage: section says.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Decide an action against SPECS. Exit 0 allow/revise, 1 deny, 3 escalate, 2 invalid input."""
-    guard = _load_guard(specs)
+    """Decide an action against SPECS, as a dry run: nothing is recorded, and nothing is spent but in a fresh
+    in-memory store (or, with --store, for as long as the command runs). Exit 0 allow/revise, 1 deny,
+    3 escalate, 2 invalid input."""
     text, where = _read_action_source(action)
     actions = _parse_actions(text, where)
+    guard = _load_guard(specs, _existing(store, "store") if store else None)
     decisions = []
-    for a in actions:
-        d = guard.decide(a)
-        guard.report(d, ok=True)  # as if each allowed call ran, so a list of actions spends its budgets
-        decisions.append(d)
+    try:
+        for a in actions:
+            d = guard.decide(a)
+            if store is None:
+                guard.report(d, ok=True)  # as if each allowed call ran, so a list of actions spends its budgets
+            decisions.append(d)  # in a real store, reserved until the end: a list of actions still adds up
+    finally:
+        if store is not None:
+            for d in decisions:
+                guard.report(d, ok=False, error="fsa-guard check: a dry run")  # releases what it reserved
+            guard.store.close()
     if as_json:
         payload: Any = [d.to_dict() for d in decisions] if text.lstrip().startswith("[") else decisions[0].to_dict()
         out.print_json(json.dumps(payload, default=str))

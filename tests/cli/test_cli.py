@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -44,6 +45,40 @@ def test_check_list_of_actions_shares_budget_state() -> None:
     outcomes = [d["outcome"] for d in json.loads(result.stdout)]
     assert outcomes == ["allow", "allow", "deny"]  # 1200 > the daily limit of 1000
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "redis"])
+def test_check_with_a_store_decides_on_its_budgets_and_leaves_them_as_they_were(
+    tmp_path: Path, scheme: str, request: pytest.FixtureRequest
+) -> None:
+    from fsa_guard import Action, Guard
+
+    if scheme == "sqlite":
+        store = f"sqlite:///{tmp_path}/state.db"
+    else:  # a key prefix of this test's own, deleted afterwards
+        store = f"{request.getfixturevalue('redis_url')}?prefix={request.getfixturevalue('redis_prefix')}"
+    pay = {"tool": "send_money", "args": {"recipient": "DE1", "amount": 400.0}, "request": "pay DE1"}
+    guard = Guard.from_files(SPEC, store=store, audit=False)
+    spent = guard.decide(Action("send_money", pay["args"], request=pay["request"]))
+    guard.report(spent, ok=True)  # 400 of the daily 1000 spent for real
+
+    fresh = runner.invoke(app, ["check", SPEC, "--action", json.dumps([pay, pay]), "--json"])
+    assert [d["outcome"] for d in json.loads(fresh.stdout)] == ["allow", "allow"]  # a fresh store: a dry run
+    real = runner.invoke(app, ["check", SPEC, "--store", store, "--action", json.dumps([pay, pay]), "--json"])
+    assert [d["outcome"] for d in json.loads(real.stdout)] == ["allow", "deny"] and real.exit_code == 1
+    # nothing stayed reserved: the store still holds the one real payment, so one more fits and a second does not
+    again = guard.decide(Action("send_money", pay["args"], request=pay["request"]))
+    assert again.outcome == "allow"
+    guard.report(again, ok=True)
+    assert guard.decide(Action("send_money", pay["args"], request=pay["request"])).outcome == "deny"
+    guard.store.close()
+
+
+def test_check_refuses_a_store_that_is_not_there(tmp_path: Path) -> None:
+    pay = {"tool": "send_money", "args": {"recipient": "DE1", "amount": 400.0}}
+    result = runner.invoke(app, ["check", SPEC, "--store", f"sqlite:///{tmp_path}/stat.db", "-a", json.dumps(pay)])
+    assert result.exit_code == 2 and "there is no store at" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_invalid_action_json_exits_2_with_position() -> None:
