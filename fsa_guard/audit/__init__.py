@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import AuditError
-from ..store import query, redact, sqlite_path
+from ..store import check_params, query, redact, sqlite_path
 from .base import AuditReader, AuditSink
 
 __all__ = ["AuditReader", "AuditSink", "open_audit"]
@@ -26,14 +26,17 @@ def open_audit(url: str, base: str | Path | None = None) -> AuditSink:
         if scheme == "memory":
             from .memory import MemoryAuditSink
 
+            check_params(url, ("stream",))
             return MemoryAuditSink(stream=stream)
         if scheme == "sqlite":
             from .sqlite import SQLiteAuditSink
 
+            check_params(url, ("stream",))
             return SQLiteAuditSink(sqlite_path(url, base), stream=stream)
         if scheme == "jsonl":
             from .jsonl import JSONLAuditSink
 
+            check_params(url, ("stream", "fsync"))
             fsync = query(url).get("fsync", "0").lower()
             if fsync not in _FLAGS:
                 raise ValueError(f"?fsync={fsync!r}: write 1 (sync every record to disk) or 0")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import StoreError
+from ..errors import StoreError, did_you_mean
 from .base import Reservation, Store
 
-__all__ = ["Reservation", "Store", "open_store", "query", "redact", "sqlite_path"]
+__all__ = ["Reservation", "Store", "check_params", "open_store", "query", "redact", "sqlite_path"]
 
 STORE_SCHEMES = "memory://, sqlite:///path/to/state.db or redis://host:port/db"
 
@@ -35,6 +36,19 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+def check_params(url: str, allowed: Collection[str], takes: str | None = None) -> None:
+    """Refuse a query parameter the URL's backend does not take: a misspelt one would otherwise be ignored, or
+    fail on every decision rather than here. ``takes`` says what it takes, where listing ``allowed`` would not."""
+    for name in parse_qs(urlsplit(url).query, keep_blank_values=True):
+        if name not in allowed:
+            hint = did_you_mean(name, allowed)
+            said = takes or (", ".join(sorted(allowed)) if allowed else "no parameters")
+            raise ValueError(
+                f"{redact(url).split('?', 1)[0]}: unknown parameter {name!r} (it takes {said})"
+                + (f"; {hint}" if hint else "")
+            )
+
+
 def query(url: str) -> dict[str, str]:
     """The URL's query parameters (the last value of each)."""
     return {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
@@ -50,10 +64,12 @@ def open_store(url: str, base: str | Path | None = None) -> Store:
         if scheme == "memory":
             from .memory import MemoryStore
 
+            check_params(url, ())
             return MemoryStore()
         if scheme == "sqlite":
             from .sqlite import SQLiteStore
 
+            check_params(url, ())
             return SQLiteStore(sqlite_path(url, base))
         if scheme in ("redis", "rediss", "unix"):
             from .redis import RedisStore

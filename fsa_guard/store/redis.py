@@ -31,6 +31,8 @@ Connections are made lazily, so the store can be built while Redis is down; ever
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import time
 import uuid
@@ -43,6 +45,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import StoreError
+from . import check_params
 from .base import LIMIT_SLACK, ApprovalRow, Reservation, check_settle_status
 
 __all__ = ["RedisStore"]
@@ -219,6 +222,29 @@ return out
 """
 
 
+@functools.cache
+def _params() -> frozenset[str]:
+    """The query parameters a Redis URL may carry: ours, and what redis-py's pool and connections take (from_url
+    hands it every parameter it does not parse itself)."""
+    from redis import connection
+
+    names = {"prefix", "timeout", *getattr(connection, "URL_QUERY_ARGUMENT_PARSERS", ())}
+    classes = (
+        connection.ConnectionPool,
+        connection.Connection,
+        connection.SSLConnection,
+        connection.UnixDomainSocketConnection,
+    )
+    for cls in classes:
+        for base in cls.__mro__:
+            init = base.__dict__.get("__init__")
+            if init is not None:
+                kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+                names.update(n for n, p in inspect.signature(init).parameters.items() if p.kind in kinds)
+    names.discard("self")
+    return frozenset(names)
+
+
 def _approval(d: dict[str, str]) -> ApprovalRow:
     """An approval from its hash."""
     claimed = d.get("claimed")
@@ -254,6 +280,7 @@ class RedisStore:
     """Budget state in Redis, safe for many threads, processes and machines."""
 
     def __init__(self, url: str) -> None:
+        check_params(url, _params(), "prefix, timeout and redis-py's connection options, such as socket_keepalive")
         parts = urlsplit(url)
         params = parse_qsl(parts.query, keep_blank_values=True)
         ours = dict(params)

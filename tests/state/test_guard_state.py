@@ -10,12 +10,14 @@ import pytest
 
 from fsa_guard import (
     Action,
+    AuditError,
     Decision,
     Guard,
     MemoryAuditSink,
     SpecError,
     StoreError,
     load_spec,
+    open_audit,
     open_store,
     verify_sink,
 )
@@ -190,6 +192,48 @@ def test_store_urls(url: str, expected: str | None) -> None:
         return
     with pytest.raises(StoreError, match=expected):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://:secret@127.0.0.1:6379/0?prefx=a", "unknown parameter 'prefx' .*; did you mean 'prefix'\\?"),
+        (
+            "sqlite:///state.db?timeout=5",
+            "sqlite:///state.db: unknown parameter 'timeout' \\(it takes no parameters\\)",
+        ),
+        ("memory://?prefix=a", "unknown parameter 'prefix'"),
+    ],
+)
+def test_a_misspelt_store_url_parameter_is_refused_when_the_store_opens(url: str, expected: str) -> None:
+    # redis-py would take it as a connection option and fail on every decision; SQLite would ignore it
+    with pytest.raises(StoreError, match=expected) as info:
+        open_store(url)
+    assert "secret" not in str(info.value)
+
+
+def test_redis_urls_keep_taking_redis_py_options(redis_url: str) -> None:
+    store = open_store(f"{redis_url}?prefix=fsa-test-opts&socket_keepalive=true&health_check_interval=5&timeout=1")
+    assert store.usage("k", 60.0, 0.0) == 0.0
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "sqlite:///{tmp}/audit.db?strem=ops",
+            "unknown parameter 'strem' \\(it takes stream\\); did you mean 'stream'",
+        ),
+        ("jsonl:///{tmp}/audit.jsonl?fsnyc=1", "unknown parameter 'fsnyc' \\(it takes fsync, stream\\)"),
+        ("memory://?stream=ops&x=1", "unknown parameter 'x'"),
+    ],
+)
+def test_a_misspelt_audit_url_parameter_is_refused_when_the_sink_opens(tmp_path: Path, url: str, expected: str) -> None:
+    # it would be ignored: records going to the default stream, or a trail not synced that was asked to be
+    with pytest.raises(AuditError, match=expected):
+        open_audit(url.replace("{tmp}", str(tmp_path)))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_store_that_fails_denies_with_store_unavailable(tmp_path: Path, payees_spec) -> None:
