@@ -36,6 +36,8 @@ audit_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 
+_OUTCOMES = ("allow", "revise", "escalate", "deny")
+
 UrlArg = Annotated[
     str, typer.Argument(help="The audit trail's URL; ?stream=name picks one stream.", show_default=False)
 ]
@@ -172,6 +174,10 @@ def audit_show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
 ) -> None:
     """List decisions (and reported outcomes), oldest first."""
+    if outcome is not None:
+        if outcome.lower() not in _OUTCOMES:  # a typo would list nothing and exit 0, as if nothing matched
+            raise _fail_input(f"--outcome must be {', '.join(_OUTCOMES[:-1])} or {_OUTCOMES[-1]}, not {outcome!r}")
+        outcome = outcome.lower()  # as printed (DENY) or as recorded (deny)
     if since is not None:
         try:
             when = datetime.fromisoformat(since.replace("Z", "+00:00"))

@@ -159,6 +159,10 @@ def test_cli_audit_verify_show_and_tail(tmp_path: Path, spec) -> None:
     assert [json.loads(x)["seq"] for x in tail.output.splitlines()] == [r["seq"] for r in all_records[-3:]]
     table = runner.invoke(app, ["audit", "show", url])
     assert "DENY" in table.output and "wire" in table.output
+    shouted = runner.invoke(app, ["audit", "show", url, "--outcome", "DENY", "--json"])  # as the table prints it
+    assert shouted.exit_code == 0 and shouted.output == shown.output
+    typo = runner.invoke(app, ["audit", "show", url, "--outcome", "dney"])
+    assert typo.exit_code == 2 and "--outcome must be allow, revise, escalate or deny, not 'dney'" in typo.output
     db = sqlite3.connect(tmp_path / "trail.db")
     db.execute("DELETE FROM audit_records WHERE seq = 4")
     db.commit()
