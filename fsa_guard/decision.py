@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -144,7 +145,8 @@ class Decision:
             if self.action.tool != tool:
                 parts.append(f"The call was changed to {self.action.tool}.")
             if changed:
-                parts.append("Changed " + ", ".join(changed) + ".")
+                sentence = "; ".join(changed)
+                parts.append(sentence[0].upper() + sentence[1:] + ".")
         # Lead with the findings that decided the outcome; mention the others after them.
         wanted = {"allow": ("info", "allow"), "revise": ("revise", "info")}.get(self.outcome, (self.outcome,))
         decisive = [f for f in self.findings if f.effect in wanted]
@@ -217,9 +219,16 @@ def _changed_args(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[s
     for key in sorted(set(before) | set(after)):
         if key not in after:
             out.append(f"removed {key}")
-        elif before.get(key, _MISSING) != after[key]:
-            out.append(f"{key} from {before.get(key, '(unset)')!r} to {after[key]!r}")
+        elif key not in before:
+            out.append(f"set {key} to {_shown(after[key])}")
+        elif before[key] != after[key]:
+            out.append(f"changed {key} from {_shown(before[key])} to {_shown(after[key])}")
     return out
+
+
+def _shown(value: Any) -> str:
+    """A value as the tool call carries it (JSON: "text", null), not as Python prints it."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _join_titles(titles: list[str]) -> str:
@@ -227,6 +236,3 @@ def _join_titles(titles: list[str]) -> str:
     if len(quoted) == 1:
         return "your value " + quoted[0]
     return "your values " + ", ".join(quoted[:-1]) + " and " + quoted[-1]
-
-
-_MISSING = object()

@@ -645,7 +645,23 @@ def test_explain_cites_value_titles(guard):
 
 def test_explain_of_a_revision_says_what_changed(guard):
     text = guard.decide(Action("tip", {"amount": 50.0})).explain()
-    assert "amount from 50.0 to 20.0" in text and "Careful stewardship of money" in text
+    assert "Changed amount from 50.0 to 20.0." in text and "Careful stewardship of money" in text
+
+
+def test_explain_shows_revised_values_as_the_call_carries_them(make_guard):
+    # YAML null removes an arg; the CEL expression null sets it to null: both show as the tool call has them
+    g = make_guard(
+        """
+        norms:
+          - id: r
+            tools: [t]
+            effect: revise
+            revise: {to: "null", note: "'x'", cc: null}
+        """
+    )
+    d = g.decide(Action("t", {"to": "bob", "cc": "amy"}))
+    assert dict(d.action.args) == {"to": None, "note": "x"}
+    assert 'Removed cc; set note to "x"; changed to from "bob" to null.' in d.explain()
 
 
 def test_to_dict_is_json_serialisable(guard):
