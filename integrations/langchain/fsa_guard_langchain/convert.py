@@ -30,6 +30,7 @@ __all__ = [
     "revision_note",
     "text_of",
     "waiting_text",
+    "with_revision_note",
 ]
 
 #: The ``ToolMessage.response_metadata`` key under which the middleware notes its decision and the call that ran.
@@ -165,6 +166,15 @@ def waiting_text(decision: Decision, again: bool = False) -> str:
 def revision_note(decision: Decision) -> str:
     """What the model reads after the result of a call the guard changed before it ran."""
     return f"Note: the guard changed this call before it ran: {decision.explain()}"
+
+
+def with_revision_note(decision: Decision, content: Any) -> Any:
+    """A tool message's content with :func:`revision_note` after it, where the guard changed the call: the model
+    must not believe its own call ran as it wrote it."""
+    if decision.outcome != "revise":
+        return content
+    note = revision_note(decision)
+    return f"{content}\n\n{note}" if isinstance(content, str) else [*content, {"type": "text", "text": note}]
 
 
 # -- what a person answers ---------------------------------------------------------------------------

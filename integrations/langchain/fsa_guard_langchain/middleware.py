@@ -38,9 +38,9 @@ from .convert import (
     messages_of,
     read_messages,
     refusal_text,
-    revision_note,
     text_of,
     waiting_text,
+    with_revision_note,
 )
 
 __all__ = ["APPROVAL_TYPE", "FSAGuardMiddleware", "approval_payload", "values_statement"]
@@ -216,11 +216,7 @@ class FSAGuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         metadata = {**result.response_metadata, METADATA_KEY: _note(decision, ran=True)}
         update: dict[str, Any] = {"response_metadata": metadata}
         if decision.outcome == "revise":
-            note = revision_note(decision)
-            content = result.content
-            update["content"] = (
-                f"{content}\n\n{note}" if isinstance(content, str) else [*content, {"type": "text", "text": note}]
-            )
+            update["content"] = with_revision_note(decision, result.content)
         return result.model_copy(update=update)
 
     def _seen(self, decision: Decision) -> Decision:

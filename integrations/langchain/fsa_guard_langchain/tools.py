@@ -3,9 +3,11 @@
 
 Each wrapped tool keeps its name, description and argument schema. A call the guard allows runs; a
 revised call runs with the revised args (on the tool the revision names, when it is one of the wrapped
-tools); a refused call returns the refusal as the tool's output, so the model can adapt and the run goes on;
-an escalated call returns a text saying it needs the person's approval (or, with ``raise_on_escalate=True``,
-raises :class:`fsa_guard.EscalationRequired` for your own code to ask). Every call that ran is reported.
+tools), and its output ends with a note saying what the guard changed, so the model does not take the call
+for the one it wrote; a refused call returns the refusal as the tool's output, so the model can adapt and the
+run goes on; an escalated call returns a text saying it needs the person's approval (or, with
+``raise_on_escalate=True``, raises :class:`fsa_guard.EscalationRequired` for your own code to ask). Every call
+that ran is reported.
 
 Calls made inside ``with guard.session(request=...)`` carry that request and context, and the session's
 earlier calls as history, exactly as ``@guard.tool`` functions do.
@@ -28,7 +30,7 @@ from typing_extensions import override
 import fsa_guard.guard
 from fsa_guard import Action, Call, Decision, EscalationRequired, Guard
 
-from .convert import refusal_text, text_of, waiting_text
+from .convert import refusal_text, text_of, waiting_text, with_revision_note
 
 __all__ = ["GuardedTool", "guard_tools"]
 
@@ -170,7 +172,7 @@ class GuardedTool(BaseTool):
             self._report(decision, session, False, text_of(result))
             raise _Handled(text_of(result))
         self._report(decision, session, True, result.content)
-        return self._output(result.content, result.artifact)
+        return self._output(with_revision_note(decision, result.content), result.artifact)
 
     def _report(self, decision: Decision, session: Any, ok: bool, output: Any) -> None:
         self.guard.report(decision, ok=ok, error=None if ok else str(output))

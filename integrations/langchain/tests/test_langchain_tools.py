@@ -78,7 +78,12 @@ async def test_each_call_is_decided_before_it_runs(make_guard, call):
     assert await call(send_money, {"recipient": "LANDLORD-DE44", "amount": 300.0}) == "sent 300 to LANDLORD-DE44"
     refused = await call(send_money, {"recipient": "rival-corp", "amount": 10.0})
     assert refused.startswith("Refused by the guard: Denied: send_money. No money goes to a rival.")
-    assert await call(tipping, {"amount": 50.0}) == "tipped 20"  # revised: tips are at most 20
+    # revised: tips are at most 20, and the model reads that its call was changed
+    assert await call(tipping, {"amount": 50.0}) == (
+        "tipped 20\n\nNote: the guard changed this call before it ran: Allowed after a change: tip. "
+        "Changed amount from 50.0 to 20.0. Tips are at most 20. This protects your value "
+        "'Careful stewardship of money'."
+    )
 
     assert transfer.sent == [{"recipient": "LANDLORD-DE44", "amount": 300.0}]
     assert guard.audit.outcomes() == ["escalate", "allow", "deny", "revise"]
