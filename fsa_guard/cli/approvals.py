@@ -68,6 +68,9 @@ def _show_approval(a: Approval, as_json: bool, full: bool) -> None:
         f"{esc(args if full else args[:120])}  [dim]expires {a.expires.isoformat(timespec='seconds')}[/dim]",
         markup=True,
     )
+    if a.answer is not None and a.answer.args is not None:  # an edit: what runs, not what was asked
+        edited = json.dumps(a.answer.args, ensure_ascii=False)
+        out.print(f"  edited to: {esc(edited if full else edited[:120])}", markup=True)
     if full:
         out.print(f"  {esc(str(a.decision.get('explanation', '')))}", markup=True)
         for f in a.decision.get("findings", []):
@@ -214,5 +217,14 @@ def approvals_edit(
             try:
                 new[name] = _json.loads(value)
             except ValueError:
+                was = new.get(name)
+                if name in new and not isinstance(was, str):
+                    # a typo (85O for 850) would otherwise be sent as text, and spend the approval on a call
+                    # the guard cannot read
+                    kind = "a number" if isinstance(was, int | float) and not isinstance(was, bool) else "not text"
+                    raise _fail_input(
+                        f"--set {item!r}: {name} is {kind} ({json.dumps(was)}), and {value!r} is not JSON; "
+                        f"write {name}='\"{value}\"' to send it as text"
+                    ) from None
                 new[name] = value
     _answer(store, audit, approval_id, Answer("edit", args=new, by=_by(by), note=note), as_json)

@@ -24,12 +24,18 @@ def test_list_show_and_edit(tmp_path):
     code, out, _ = run("show", d.approval_id, "--json", store=store)
     shown = json.loads(out)
     assert shown["status"] == "pending" and shown["decision"]["findings"][0]["id"] == "big-asks-me"
+    # a typo in a number is refused, not sent as text (which would spend the approval on a call that fails)
+    code, _, err = run("edit", d.approval_id, "--set", "amount=65O.5", store=store)
+    assert code == 2 and "amount is a number (900.0), and '65O.5' is not JSON" in " ".join(err.split())
+    assert guard.approver.get(d.approval_id).pending
     code, out, _ = run("edit", d.approval_id, "--set", "amount=650.5", "--set", "memo=rent march", store=store)
     assert code == 0, out
     answer = guard.approver.get(d.approval_id).answer
     assert answer.args == {"recipient": "landlord", "amount": 650.5, "memo": "rent march"}
     assert run("list", store=store)[1].strip() == "no pending approvals"
-    assert d.approval_id in run("list", "--status", "edit", store=store)[1]
+    edited = run("list", "--status", "edit", store=store)[1]
+    assert d.approval_id in edited and '"amount": 650.5' in edited  # what runs shows, not only what was asked
+    assert '"memo": "rent march"' in run("show", d.approval_id, store=store)[1]
 
 
 def test_an_answer_that_cannot_be_recorded_is_not_given(tmp_path):
