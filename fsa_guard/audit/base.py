@@ -77,7 +77,7 @@ def verify_sink(sink: AuditReader) -> list[ChainReport]:
             continue
         records, head = chain(stream)
         if head is None and records:
-            head = (0, "")  # these sinks keep a head for every stream they write to: it was removed
+            head = (0, GENESIS)  # these sinks keep a head for every stream they write to: it was removed
         reports.append(check_chain(stream, records, head))
     return reports
 
@@ -180,7 +180,12 @@ def check_chain(stream: str, records: Iterable[Mapping[str, Any]], head: tuple[i
     if head is not None and head != (n, prev):
         if head[0] > n:
             return ChainReport(stream, False, n, n + 1, f"records {n + 1} to {head[0]} are missing from the end")
-        return ChainReport(stream, False, n, n, "the stream's head (its last seq and hash, kept apart) differs")
+        kept = "the stream's head (its last seq and hash, kept apart)"
+        if head == (0, GENESIS):
+            why = f"the stream has records but no head: {kept} was removed, or no guard wrote these records"
+        else:
+            why = f"{kept} cannot be read" if head == (0, "") else f"{kept} differs"
+        return ChainReport(stream, False, n, n, why)
     return ChainReport(stream, True, n)
 
 

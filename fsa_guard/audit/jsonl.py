@@ -208,7 +208,7 @@ class JSONLAuditSink:
             if not self.head_path.exists() and not any(True for _ in self._all()):
                 return None  # nothing written yet
             if any(isinstance(v, list) and len(v) == 4 for v in heads.values()):
-                return (0, "")  # this version heads a stream before its first record: this one was not written so
+                return (0, GENESIS)  # this version heads a stream before its first record: no writer headed this one
             # no head for a stream that has records: the head file was removed (records cut off the end would
             # not show), or an older version was killed between a new stream's first record and its head
             value = [0, GENESIS]
