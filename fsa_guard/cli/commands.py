@@ -182,7 +182,9 @@ def lint(
     specs: SpecsArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
 ) -> None:
-    """Print every problem of SPECS (errors and warnings). Exit 0 no errors, 1 errors, 2 unreadable file."""
+    """Print the problems of SPECS (errors and warnings): in a file that does not validate, its keys, its
+    expressions and duplicate ids; references between items and layers once every file validates. Exit 0 no
+    errors, 1 errors (a YAML syntax error included), 2 a file that cannot be read."""
     problems = lint_spec(*specs)
     errors = [p for p in problems if p.severity == "error"]
     unreadable = any(p.code in ("missing-file", "unreadable") for p in errors)

@@ -181,12 +181,12 @@ def _read(path: Path, problems: list[Problem], ref: Source | None) -> tuple[Laye
     except ValidationError as exc:
         problems.extend(_validation_problems(path, exc, lines))
         problems.extend(_raw_expression_problems(path, data, lines))  # so one bad key hides no CEL error
+        problems.extend(_duplicate_ids(path, data, lines))  # nor a duplicate id
         return None, extends, lines
     if spec.id is None:
         spec = spec.model_copy(update={"id": path.stem})
-    layer = Layer(path, spec, lines)
-    problems.extend(_duplicate_ids(layer))
-    return layer, extends, lines
+    problems.extend(_duplicate_ids(path, data, lines))
+    return Layer(path, spec, lines), extends, lines
 
 
 _FIELDS: dict[str, Any] = {
@@ -265,17 +265,23 @@ def _raw_expression_problems(path: Path, data: dict[str, Any], lines: dict[Path_
             yield Problem(str(path), line_for(lines, where), dotted(where), str(exc), code="cel", hint=exc.hint)
 
 
-def _duplicate_ids(layer: Layer) -> Iterable[Problem]:
+def _duplicate_ids(path: Path, data: dict[str, Any], lines: dict[Path_, int]) -> Iterable[Problem]:
+    """Ids given twice in one section, read from the raw data: found in a file that fails validation too."""
     for section in ("values", "norms", "budgets", "remember"):
+        items = data.get(section)
         seen: dict[str, int] = {}
-        for i, item in enumerate(getattr(layer.spec, section)):
-            if item.id in seen:
-                first = layer.source(section, seen[item.id], "id")
-                yield layer.source(section, i, "id").problem(
-                    f"duplicate {section[:-1]} id '{item.id}' (first at line {first.line})", code="duplicate-id"
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            given = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(given, str):
+                continue
+            if given in seen:
+                first = line_for(lines, (section, seen[given], "id"))
+                where = Source(str(path), line_for(lines, (section, i, "id")), dotted((section, i, "id")))
+                yield where.problem(
+                    f"duplicate {section[:-1]} id '{given}' (first at line {first})", code="duplicate-id"
                 )
             else:
-                seen[item.id] = i
+                seen[given] = i
 
 
 def resolve(layers: Sequence[Layer]) -> tuple[ResolvedSpec, list[Problem]]:

@@ -580,6 +580,24 @@ def test_duplicate_norm_id(write_spec):
     assert p.code == "duplicate-id" and "(first at line 3)" in p.message
 
 
+def test_a_duplicate_id_shows_in_a_file_that_fails_validation_too(write_spec):
+    # one run of lint shows both, rather than the duplicate only once the other problem is fixed
+    path = write_spec(
+        """
+        fsa_guard: 1
+        norms:
+          - id: n
+            tools: [pay]
+            effect: deny
+          - id: n
+            tools: [tip]
+            effect: revise
+        """
+    )
+    problems = {(p.key, p.code) for p in problems_of(path)}
+    assert ("norms[1].id", "duplicate-id") in problems and ("norms[1]", "value_error") in problems
+
+
 def test_an_id_or_let_name_says_what_it_may_hold(write_spec, tmp_path):
     p = only(problems_of(write_spec("fsa_guard: 1\nid: alicé\n")))
     assert p.key == "id" and "an id is ASCII letters, digits" in p.message and "alicé" in p.message
