@@ -1,4 +1,4 @@
-"""A short profile of the hot path: ``decide`` on the reference layered spec, its 47 labelled calls round robin.
+"""A short profile of the hot path: ``decide`` on the reference layered spec, its labelled calls round robin.
 
     .venv/bin/python -m bench --only profile
 

@@ -4,7 +4,7 @@ the load on a shared machine, for comparing two versions of the code (or Python 
     .venv/bin/python bench/instructions.py [--rounds 20]
 
 Each path (expressions in Python, and ``FSA_GUARD_PYCEL=0``: everything on the CEL package) runs twice under
-``valgrind --tool=callgrind``: once deciding the 47 labelled calls of ``alice`` over the enterprise baseline
+``valgrind --tool=callgrind``: once deciding the labelled calls of ``alice`` over the enterprise baseline
 ``--rounds`` times after one warm-up round, once with the warm-up round alone; the difference over the
 number of timed decisions is the count per decision. Takes about a minute per path.
 

@@ -259,13 +259,19 @@ def summary_section(results: Mapping[str, Any]) -> str:
     return "## Summary\n\n" + table
 
 
+def _calls(ref: Mapping[str, Any], spec: str) -> str:
+    """How many labelled calls the run decided on ``spec`` (its scenario files grow)."""
+    return next((f"{r['actions']:,}" for r in ref.get("rows", ()) if r.get("spec") == spec), "all")
+
+
 def reference_section(ref: Mapping[str, Any]) -> str:
     out = [
         "## `decide` on the reference specs, per store",
         "",
         "`alice`: `policies/examples/alice.yaml` layered over `policies/enterprise-baseline.yaml` (a person's layer "
-        "over the enterprise baseline), its 47 labelled calls round robin. `personal-assistant`: "
-        "`policies/personal-assistant.yaml`, its 31 labelled calls. Budgets really reserve in the store; each "
+        f"over the enterprise baseline), its {_calls(ref, 'alice')} labelled calls round robin. `personal-assistant`: "
+        f"`policies/personal-assistant.yaml`, its {_calls(ref, 'personal-assistant')} labelled calls. Budgets really "
+        "reserve in the store; each "
         "reservation is released after the timed `decide`, untimed. Stores take turns, "
         f"{ref['rounds']} rounds. Redis: {ref['redis']}. `memory, CEL package only` is the memory store with "
         "every expression evaluated by the CEL package (`FSA_GUARD_PYCEL=0`) instead of in Python.",

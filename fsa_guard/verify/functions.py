@@ -343,26 +343,53 @@ def _fixed_offset(value: datetime) -> datetime:
     return value if offset is None else value.astimezone(timezone(offset))
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+# One address, bare or as ``Name <address>``: anything else that holds an '@' (two addresses, stray brackets) is
+# read differently by different mail libraries, so it has no domain.
+_ADDRESS = re.compile(r'(?:(?P<name>"[^"]*"\s*|[^<>@,;"]*)<)?[^\s<>@,;"]+@(?P<domain>[^\s<>@,;"/?#:]+)(?(name)>)')
+
+
 def host_of(value: Any) -> str:
     """The lower-case host of a URL (``scheme://user@host:port/path``) or the domain of an email address.
 
-    The part after the last '@' is where data goes, so ``https://intranet.example.com@evil.net/`` is
-    ``evil.net``. Text that is neither gives itself, lower-cased and trimmed.
+    The part after the last '@' of a URL's authority is where data goes, so ``https://intranet.example.com@evil.net/``
+    is ``evil.net``. Text that HTTP and mail libraries could read in two ways has no host (``""``), so it is in no
+    domain and an allowlist refuses it: a backslash or a control character anywhere, a space in a URL, a scheme
+    without ``//`` (``https:evil.net``), a percent sign in the authority, or more than one address. Other text
+    without an '@' or a scheme gives its part before any '/', '?' or '#' (``example.com``).
     """
     if not isinstance(value, str):
         return ""
-    text = value.strip().replace("\\", "/")  # browsers read a backslash in a URL as a slash
+    text = value.strip()
+    if "\\" in text or not text.isprintable():  # browsers read a backslash as '/', Python's clients do not
+        return ""
     if text.startswith("//"):
         text = "https:" + text  # protocol-relative
-    if "://" in text:
-        text = text.split("://", 1)[1]
-        for sep in "/?#":
-            text = text.split(sep, 1)[0]
-        text = text.rsplit("@", 1)[-1]
-        if text.startswith("["):  # an IPv6 literal keeps its colons
-            return text.split("]", 1)[0].lstrip("[").lower()
-        return text.split(":", 1)[0].rstrip(".").lower()
-    return text.rsplit("@", 1)[-1].strip(" >").rstrip(".").lower()
+    scheme = _SCHEME.match(text)
+    if scheme is not None:
+        rest = text[scheme.end() :]
+        if scheme.group().lower() == "mailto:":
+            return _domain(rest.split("?", 1)[0])
+        if not rest.startswith("//"):
+            return ""  # https:evil.net is evil.net to a browser, a path to urllib
+        return _authority_host(re.split(r"[/?#]", rest[2:], maxsplit=1)[0])
+    if "@" in text:
+        return _domain(text)
+    return _authority_host(re.split(r"[/?#]", text, maxsplit=1)[0])
+
+
+def _authority_host(authority: str) -> str:
+    if " " in authority or "%" in authority:
+        return ""
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):  # an IPv6 literal keeps its colons
+        return host.split("]", 1)[0].lstrip("[").lower()
+    return host.split(":", 1)[0].rstrip(".").lower()
+
+
+def _domain(address: str) -> str:
+    found = _ADDRESS.fullmatch(address.strip())
+    return found.group("domain").rstrip(".").lower() if found else ""
 
 
 @functools.lru_cache(maxsize=1024)

@@ -70,15 +70,42 @@ IN_DOMAIN = static_functions(ZoneInfo("UTC"))["in_domain"]
         ("https://intranet.example.com@evil.net/steal", "evil.net"),  # data goes after the '@'
         ("http://[::1]:8080/", "::1"),
         ("//evil.net/x", "evil.net"),
-        ("https://evil.net\\@intranet.example.com/", "evil.net"),
         ("kim@Partner.Example.NET", "partner.example.net"),
         ("Kim <kim@partner.example.net>", "partner.example.net"),
+        ('"Doe, Jane" <jane@example.com>', "example.com"),
+        ("mailto:kim@example.com?subject=hi", "example.com"),
         ("example.com", "example.com"),
+        ("EXAMPLE.COM.", "example.com"),
+        ("evil.net/?r=https://example.com", "evil.net"),  # no scheme: the host comes first
         (42, ""),
     ],
 )
 def test_host(value: object, expected: str) -> None:
     assert HOST(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://evil.net\\@intranet.example.com/",  # a browser goes to evil.net, httpx to intranet.example.com
+        "https://example.com\\@evil.net/in",  # and the other way round
+        "https:evil.net/?x=https://example.com",  # a browser's host is evil.net; urllib sees a path
+        "https:/evil.net?x=https://example.com",
+        "HTTPS:evil.net#://example.com",
+        "https://%65vil.net/",
+        "https://ex ample.com/",
+        "evil@evil.net, boss@example.com",  # a mail library sends to both
+        "evil@evil.net <boss@example.com>",
+        "evil@evil.net@example.com",
+        "Evil <evil@evil.net>, Boss <boss@example.com>",
+        "evil@evil.net\nboss@example.com",
+        "boss@example.com\u200b",
+    ],
+)
+def test_text_that_libraries_read_two_ways_has_no_host_and_is_in_no_domain(value: str) -> None:
+    # an allowlist (in_domain(x, ours)) then refuses it: before, each of these read as example.com or intranet
+    assert HOST(value) == ""
+    assert IN_DOMAIN(value, ["example.com", "intranet.example.com", "evil.net"]) is False
 
 
 def test_in_domain_counts_subdomains_but_not_lookalikes() -> None:
