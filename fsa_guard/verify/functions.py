@@ -337,6 +337,11 @@ def _text_leaves(value: Any, depth: int = 0) -> list[str]:
     return []
 
 
+def _climbs(path: str) -> bool:
+    """Whether ``path`` has a '..' segment (between slashes or backslashes, or at an end)."""
+    return ".." in re.split(r"[/\\]", path)
+
+
 def _fixed_offset(value: datetime) -> datetime:
     """``value`` with a fixed-offset tzinfo: the CEL package cannot convert datetimes in a ZoneInfo zone."""
     offset = value.utcoffset()
@@ -506,6 +511,10 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         return default
 
     def glob(name: str, pattern: str) -> bool:
+        # '*' crosses '/', so "/workspace/*" would match "/workspace/../etc/passwd": a name that climbs out with
+        # '..' matches only a pattern that says '..' itself
+        if _climbs(name) and not _climbs(pattern):
+            return False
         return fnmatch.fnmatchcase(name, pattern)
 
     def host(value: Any) -> str:

@@ -61,6 +61,7 @@ def test_non_ascii_text_in_structured_values_is_found() -> None:
 
 HOST = static_functions(ZoneInfo("UTC"))["host"]
 IN_DOMAIN = static_functions(ZoneInfo("UTC"))["in_domain"]
+GLOB = static_functions(ZoneInfo("UTC"))["glob"]
 
 
 @pytest.mark.parametrize(
@@ -221,3 +222,34 @@ def test_output_field_reads_one_field_of_the_latest_matching_output() -> None:
     assert index.output_field(0, "erp_get_invoice", "total.net", {"id": "INV-1"}) == 8.0
     assert index.output_field(0, "erp_get_invoice", "missing") is None
     assert index.output_field(0, "other", "amount") is None
+
+
+@pytest.mark.parametrize("python", [True, False], ids=["python", "cel-package"])
+@pytest.mark.parametrize(
+    ("path", "outcome"),
+    [
+        ("/workspace/notes.txt", "allow"),
+        ("/workspace/a/b/c.txt", "allow"),  # '*' crosses '/': the folder and everything under it
+        ("/workspace/..", "deny"),
+        ("/workspace/../etc/passwd", "deny"),  # '*' would match it: a '..' segment climbs out
+        ("/workspace/x/../../home/u/.ssh/id_rsa", "deny"),
+        ("/workspace/..\\..\\etc", "deny"),
+        ("/workspace/a..b.txt", "allow"),  # two dots inside a name are no segment
+        ("/etc/passwd", "deny"),
+    ],
+)
+def test_glob_confines_paths_to_a_folder_as_the_readme_writes_it(make_guard, monkeypatch, python, path, outcome):
+    from fsa_guard.verify import engine
+
+    monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+    g = make_guard(
+        """
+        norms:
+          - id: only-the-workspace
+            tools: [delete_file]
+            when: '!glob(action.args.path, "/workspace/*")'
+            effect: deny
+        """
+    )
+    assert g.decide(Action("delete_file", {"path": path})).outcome == outcome
+    assert GLOB("/workspace/../x", "/workspace/../*") is True  # a pattern that says '..' itself still matches
