@@ -6,7 +6,7 @@ Specs and their labelled calls (every scenario line of the files, round robin):
 
 - ``alice``: the layered example, ``policies/examples/alice.yaml`` over ``policies/enterprise-baseline.yaml``
   (a person's layer over the enterprise baseline), the labelled calls of both;
-- ``personal-assistant``: ``policies/personal-assistant.yaml`` alone, its 31 labelled calls.
+- ``personal-assistant``: ``policies/personal-assistant.yaml`` alone, its labelled calls.
 
 Each spec also runs on the memory store with every expression evaluated by the CEL package
 (``FSA_GUARD_PYCEL=0``, store ``memory, CEL package only``): what evaluating in Python saves.

@@ -503,6 +503,10 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
     def mentions(text: Any, value: Any) -> bool:
         return contains(token_text(text), value)
 
+    def letters(value: Any) -> int:
+        # what mentions() matches on: spaces, punctuation and invisible characters add nothing
+        return len(token_text(value)[0])
+
     def get(container: Any, key: Any, default: Any = None) -> Any:
         if type(container) is dict or isinstance(container, Mapping):
             return container.get(key, default)
@@ -540,6 +544,7 @@ def static_functions(zone: tzinfo) -> dict[str, Callable[..., Any]]:
         "day_start": lambda *a: _fixed_offset(day_start(*a)),
         "days_between": days_between,
         "mentions": mentions,
+        "letters": letters,
         "get": get,
         "glob": glob,
         "host": host,
@@ -558,6 +563,7 @@ STATIC_ARITY: dict[str, tuple[int, int]] = {
     "day_start": (1, 2),
     "days_between": (2, 2),
     "mentions": (2, 2),
+    "letters": (1, 1),
     "get": (2, 3),
     "glob": (2, 2),
     "host": (1, 1),

@@ -253,3 +253,10 @@ def test_glob_confines_paths_to_a_folder_as_the_readme_writes_it(make_guard, mon
     )
     assert g.decide(Action("delete_file", {"path": path})).outcome == outcome
     assert GLOB("/workspace/../x", "/workspace/../*") is True  # a pattern that says '..' itself still matches
+
+
+def test_letters_counts_what_mentions_compares() -> None:
+    letters = static_functions(ZoneInfo("UTC"))["letters"]
+    assert letters("DE89 3704-0044") == 12
+    assert letters("rent\u200b\u200b  ") == 4  # padding adds nothing
+    assert letters("Zoë Ng") == 5 and letters(2024) == 4 and letters("") == 0
