@@ -736,6 +736,9 @@ def test_decide_never_raises_for_bad_input(guard):
         (Action("tip", {"amount": float("inf")}), "args.amount is inf, not a finite number"),
         (Action("tip", {"amount": 1.0, "split": [1.0, float("nan")]}), "args.split[1] is nan, not a finite number"),
         (Action("tip", {"amount": 1.0}, context=[("blocked", True)]), "context of tip must be a mapping, got list"),  # type: ignore[arg-type]
+        # no norm of "tip" applies to "tip " (none would fire), yet a runner that trims names would run tip
+        (Action("tip ", {"amount": 500.0}), "tool must be a non-empty name without controls or spaces around it"),
+        (Action("\u200btip", {"amount": 500.0}), "got '\\u200btip'"),
     ],
 )
 def test_what_no_tool_call_or_record_can_carry_is_malformed(guard, action, problem):

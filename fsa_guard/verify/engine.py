@@ -98,8 +98,11 @@ def verify(
     They still report, but deny only when another reason denies too.
     """
     tool, args = action.tool, action.args
-    if not isinstance(tool, str) or not tool or not tool.isprintable():
-        return _malformed(f"the action's tool must be a non-empty name without line breaks or controls, got {tool!r}")
+    if not isinstance(tool, str) or not tool or not tool.isprintable() or tool != tool.strip():
+        # "send_money " is no tool the spec names, yet a runner that trims names would dispatch it
+        return _malformed(
+            f"the action's tool must be a non-empty name without controls or spaces around it, got {tool!r}"
+        )
     if type(args) is not dict and not isinstance(args, Mapping):
         return _malformed(f"the args of {tool} must be a mapping with string keys, got {type(args).__name__}")
     bad = not_json_like(args)

@@ -294,7 +294,7 @@ def compile_expr(src: str, let_names: Iterable[str] = ()) -> Compiled:
     ours = {**HISTORY_FUNCTIONS, **STATIC_ARITY}
     functions: set[str] = set()
     for name in refs["functions"]:
-        if name[0] in "_@!":
+        if name[0] in "_@!-":  # operators (_+_, !_, -_ for negation) and macros
             continue
         if name in _EXTENSION_LEAVES:
             # registered even where the package has a builtin of that name (contains, bool): its builtin covers

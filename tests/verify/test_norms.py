@@ -1048,3 +1048,21 @@ def test_a_revision_that_only_changes_a_number_s_spelling_is_no_change_but_true_
     assert g.decide(Action("a", {"n": 0.0})).outcome == "allow"  # 0 and 0.0 are the same number
     d = g.decide(Action("b", {"n": 1}))
     assert d.outcome == "revise" and d.action.args["n"] is True
+
+
+@pytest.mark.parametrize("python", [True, False], ids=["python", "cel-package"])
+def test_a_negated_expression_loads_and_decides(make_guard, monkeypatch, python):
+    # unary minus is CEL's '-_' operator: it was once taken for an unknown function and refused at load
+    from fsa_guard.verify import engine
+
+    monkeypatch.setattr(engine, "PYTHON_EVAL", python)
+    g = make_guard(
+        """
+        norms:
+          - id: big
+            tools: [t]
+            when: -action.args.amount < -500.0
+            effect: deny
+        """
+    )
+    assert [g.decide(Action("t", {"amount": a})).outcome for a in (100.0, 600.0)] == ["allow", "deny"]
