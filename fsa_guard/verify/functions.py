@@ -365,6 +365,12 @@ def host_of(value: Any) -> str:
     """
     if not isinstance(value, str):
         return ""
+    return _host(value) if len(value) <= 2048 else _host.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _host(value: str) -> str:
+    # addresses and URLs recur across the decisions of an agent run (and a policy reads one several times)
     text = value.strip()
     if "\\" in text or not text.isprintable():  # browsers read a backslash as '/', Python's clients do not
         return ""
