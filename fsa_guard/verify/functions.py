@@ -17,6 +17,7 @@ import fnmatch
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from types import MappingProxyType
@@ -58,8 +59,13 @@ def _as_text(value: Any) -> str:
 
 
 def _fold(text: str) -> str:
-    """Case-folded, without whitespace: what equality of two texts means in lookups."""
-    return "".join(text.split()).casefold()
+    """Case-folded, without whitespace: what equality of two texts means in lookups. Compatibility forms are
+    folded too (NFKC: fullwidth "ＤＥ８９" is "DE89"), so a value cannot hide from a check in another form."""
+    return "".join(_nfkc(text).split()).casefold()
+
+
+def _nfkc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)  # isascii() is a flag: no scan
 
 
 @functools.lru_cache(maxsize=2048)
@@ -68,7 +74,7 @@ def _tokens_cached(text: str) -> tuple[str, frozenset[int]]:
 
 
 def _tokens_uncached(text: str) -> tuple[str, frozenset[int]]:
-    tokens = _TOKEN.findall(text.casefold())
+    tokens = _TOKEN.findall(_nfkc(text).casefold())
     bounds = {0}
     pos = 0
     for tok in tokens:

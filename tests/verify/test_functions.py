@@ -28,6 +28,10 @@ mentions = static_functions(ZoneInfo("UTC"))["mentions"]
         ({"to": ["ana@x.org"]}, "ana@x.org", True),
         (["a", 42], 42, True),
         ("total 84.20 EUR", 84.2, False),  # numbers are compared as written, not as values
+        # compatibility forms fold (NFKC): a value cannot hide from a check in fullwidth letters, nor the reverse
+        ("the password is ｈｕｎｔｅｒ２", "hunter2", True),
+        ("pay DE89 3704", "ＤＥ８９３７０４", True),
+        ("Straße 5", "STRASSE 5", True),
     ],
 )
 def test_mentions_matches_whole_words(text: object, value: object, expected: bool) -> None:
