@@ -16,6 +16,7 @@ from .._console import OUTCOME_COLOR, esc
 from ..audit import open_audit
 from ..audit.base import AuditReader, matches, verify_sink
 from ..errors import AuditError
+from ..evaluate.scenarios import OUTCOMES
 from ..store import query, sqlite_path
 from ._app import (
     EXIT_DENY,
@@ -35,8 +36,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
-
-_OUTCOMES = ("allow", "revise", "escalate", "deny")
 
 UrlArg = Annotated[
     str, typer.Argument(help="The audit trail's URL; ?stream=name picks one stream.", show_default=False)
@@ -175,8 +174,8 @@ def audit_show(
 ) -> None:
     """List decisions (and reported outcomes), oldest first."""
     if outcome is not None:
-        if outcome.lower() not in _OUTCOMES:  # a typo would list nothing and exit 0, as if nothing matched
-            raise _fail_input(f"--outcome must be {', '.join(_OUTCOMES[:-1])} or {_OUTCOMES[-1]}, not {outcome!r}")
+        if outcome.lower() not in OUTCOMES:  # a typo would list nothing and exit 0, as if nothing matched
+            raise _fail_input(f"--outcome must be {', '.join(OUTCOMES[:-1])} or {OUTCOMES[-1]}, not {outcome!r}")
         outcome = outcome.lower()  # as printed (DENY) or as recorded (deny)
     if since is not None:
         try:
